@@ -106,9 +106,7 @@ def build(root: Path, out: Path, names: list[str]) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     repo_root = Path(__file__).resolve().parent.parent
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "names", nargs="*", metavar="NAME", help=f"default: {' '.join(FUNCTIONS)}"
-    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"default: {' '.join(FUNCTIONS)}")
     parser.add_argument(
         "--root", type=Path, default=repo_root, help="source tree (default: this repository)"
     )

@@ -76,7 +76,7 @@ def test_archive_is_byte_for_byte_reproducible(tree: Path, tmp_path: Path) -> No
     first, second = tmp_path / "one", tmp_path / "two"
     assert _package(tree, first).returncode == 0
     _touch_everything(tree, 1_700_000_000)  # mtimes must not leak into the archive
-    os.chmod(tree / "shared" / "settings.py", 0o755)  # nor do file modes
+    os.chmod(tree / "shared" / "settings.py", 0o600)  # nor do file modes
     assert _package(tree, second).returncode == 0
     for name in ("auth", "oauth", "datasets", "query", "sync"):
         assert (first / f"{name}.zip").read_bytes() == (second / f"{name}.zip").read_bytes()
