@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make run` and `make test`. Each does its own set-up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck bench package terraform-check clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Run every function on 127.0.0.1:8080 with an embedded Postgres and local keys.
+run: $(STAMP)
+	$(BIN)/cosma serve
+
+## The whole suite against a throwaway Postgres (or TEST_DATABASE_URL).
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check shared functions cosma tests bench scripts
+	$(BIN)/ruff format --check shared functions cosma
+	$(BIN)/mypy shared functions cosma
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+package: $(STAMP)
+	$(BIN)/python scripts/package.py
+
+terraform-check: $(STAMP)
+	bash scripts/terraform_checks.sh
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,150 @@
+"""The `cosma` command: run the system locally and operate it.
+
+    cosma serve            embedded Postgres + migrations + every function on :8080
+    cosma migrate          apply migrations to DATABASE_URL (an administrative URL)
+    cosma audit-verify     recompute the audit hash chains, name the first broken link
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from shared import logs
+from shared.settings import Settings
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("COSMA_HOME", ".cosma")).resolve()
+
+
+def local_settings(app_url: str, worker_url: str, home: Path, **overrides: object) -> Settings:
+    """Settings for local mode: the environment, with local defaults filled in."""
+    base = Settings.from_env()
+    port = int(os.environ.get("PORT", "8080"))
+    public = f"http://127.0.0.1:{port}"
+    values: dict[str, object] = {
+        "database_url": app_url,
+        "worker_database_url": worker_url,
+        "public_url": public,
+        "allowed_origins": base.allowed_origins or ("http://localhost:3000",),
+        "keyring_dir": base.keyring_dir or home / "keys",
+        "secrets_dir": base.secrets_dir or home / "secrets",
+        "warehouse_dir": base.warehouse_dir or home / "warehouse",
+        "clerk_issuer": base.clerk_issuer or public,
+        "clerk_jwks_url": base.clerk_jwks_url or f"{public}/.well-known/jwks.json",
+        "sync_audience": base.sync_audience or f"{public}/sync",
+    }
+    values.update(overrides)
+    return base.with_changes(**values)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from werkzeug.serving import make_server
+
+    from cosma import localdb
+    from cosma.server import LocalServer
+    from shared.runtime import Runtime
+
+    home = state_dir()
+    home.mkdir(parents=True, exist_ok=True)
+    settings0 = Settings.from_env()
+    logs.configure(settings0.log_level)
+    # Our own access line already covers each request.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    print(f"cosma: state in {home}", flush=True)
+    db = localdb.prepare(admin_url=os.environ.get("DATABASE_URL"), datadir=home / "pg")
+    try:
+        settings = local_settings(db.app_url, db.worker_url, home)
+        runtime = Runtime(settings)
+        app = LocalServer(runtime)
+        server = make_server(args.host, args.port, app, threaded=True)
+        base = f"http://{args.host}:{args.port}"
+        print(
+            f"\ncosma: serving every function on {base}\n"
+            f"  curl {base}/healthz\n"
+            f"  curl -i {base}/no-such-path      # a problem+json 404\n"
+            "Ctrl-C stops the server and the embedded Postgres.\n",
+            flush=True,
+        )
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+            runtime.close()
+    finally:
+        # A second Ctrl-C must not leave Postgres half stopped.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        db.stop()
+        print("cosma: stopped", flush=True)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from shared import migrate
+
+    url = os.environ.get("DATABASE_URL", "")
+    if not url:
+        print("DATABASE_URL (an administrative URL) is required", file=sys.stderr)
+        return 2
+    applied = migrate.apply(url)
+    print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from shared import audit
+
+    url = os.environ.get("DATABASE_URL", "")
+    if not url:
+        from cosma import localdb
+
+        db = localdb.prepare(admin_url=None, datadir=state_dir() / "pg")
+        url, stop = db.admin_url, db.stop
+    else:
+        stop = lambda: None  # noqa: E731
+    try:
+        with psycopg.connect(url) as conn:
+            broken = audit.verify(conn, args.org)
+    finally:
+        stop()
+    if not broken:
+        print("audit chain intact")
+        return 0
+    for link in broken:
+        print(f"broken: org={link.org_id} seq={link.seq} id={link.id}: {link.reason}")
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cosma", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run every function locally")
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    serve.set_defaults(func=cmd_serve)
+    mig = sub.add_parser("migrate", help="apply migrations to DATABASE_URL")
+    mig.set_defaults(func=cmd_migrate)
+    ver = sub.add_parser("audit-verify", help="verify the audit hash chains")
+    ver.add_argument("--org", default=None, help="only this organization")
+    ver.set_defaults(func=cmd_audit_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""All functions on one local port, each under its own path prefix.
+
+In the cloud each function is its own service behind the load balancer's URL
+map; here one WSGI app sends each path to the same function's router, with
+the same runtime code paths, so `make run` is the real system on loopback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from shared.http import Context, Router, json_response
+from shared.runtime import Runtime
+
+# Which function serves which path prefix (mirrors the load balancer's URL map).
+PREFIXES: dict[str, tuple[str, ...]] = {
+    "auth": ("/auth",),
+    "oauth": ("/oauth", "/connections"),
+    "datasets": ("/datasets", "/clients"),
+    "query": ("/query",),
+    "sync": ("/sync",),
+}
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_function(name: str, root: Path = ROOT) -> ModuleType:
+    """Import `functions/<name>/main.py` by path, as Cloud Functions loads `main.py`."""
+    module_name = f"cosma_function_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, root / "functions" / name / "main.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no function {name}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def function_router(name: str) -> Router:
+    router: Router = load_function(name).router
+    return router
+
+
+def local_router() -> Router:
+    """Routes that exist only on the local server (health, and local peers added later)."""
+    router = Router("local")
+
+    @router.route("GET", "/healthz")
+    def healthz(ctx: Context) -> Response:
+        return json_response({"status": "ok"})
+
+    return router
+
+
+class LocalServer:
+    def __init__(self, runtime: Runtime, extra: Iterable[Router] = ()) -> None:
+        self.runtime = runtime
+        self.table: list[tuple[str, Router]] = []
+        for name, prefixes in PREFIXES.items():
+            router = function_router(name)
+            self.table.extend((prefix, router) for prefix in prefixes)
+        self.fallback = local_router()
+        for router in extra:
+            self.fallback.add(router)
+
+    def router_for(self, path: str) -> Router:
+        for prefix, router in self.table:
+            if path == prefix or path.startswith(prefix + "/"):
+                return router
+        return self.fallback
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        response = self.router_for(request.path).handle(request, self.runtime)
+        return response(environ, start_response)

@@ -1,0 +1,80 @@
+"""The audit trail: append-only, hash-chained per organization.
+
+Records are written inside the transaction whose work they describe, so an
+action and its record commit or vanish together. The database computes the
+chain (see migration 0001); `verify` recomputes it independently here and
+names the first broken link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import psycopg
+
+_SEP = "\x1f"
+
+
+def record(
+    conn: psycopg.Connection,
+    *,
+    org_id: str,
+    actor: str,
+    action: str,
+    resource: str = "",
+    outcome: str = "ok",
+    detail: str = "",
+    request_id: str = "",
+) -> None:
+    conn.execute(
+        "insert into public.audit_log (org_id, seq, actor, action, resource, outcome, detail,"
+        " request_id, hash) values (%s, 0, %s, %s, %s, %s, %s, %s, ''::bytea)",
+        (org_id, actor, action, resource, outcome, detail, request_id),
+    )
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    org_id: str
+    seq: int
+    id: int
+    reason: str
+
+
+def _canonical(row: tuple[object, ...]) -> bytes:
+    return _SEP.join(str(v) for v in row).encode()
+
+
+def verify(conn: psycopg.Connection, org_id: str | None = None) -> list[BrokenLink]:
+    """Recompute every chain (or one organization's); return the first break of each."""
+    query = (
+        "select id, org_id, seq, actor, action, resource, outcome, detail, request_id,"
+        " (extract(epoch from at) * 1000000)::bigint, prev_hash, hash from public.audit_log"
+    )
+    params: tuple[str, ...] = ()
+    if org_id is not None:
+        query += " where org_id = %s"
+        params = (org_id,)
+    query += " order by org_id, seq"
+    broken: dict[str, BrokenLink] = {}
+    state: dict[str, tuple[int, bytes]] = {}
+    with conn.cursor() as cur:
+        for row in cur.execute(query, params):
+            rid, org, seq, *fields, at_us, prev_hash, stored = row
+            if org in broken:
+                continue
+            last_seq, last_hash = state.get(org, (0, b""))
+            prev = bytes(prev_hash) if prev_hash is not None else b""
+            expected = hashlib.sha256(last_hash + _canonical((org, seq, *fields, at_us))).digest()
+            reason = ""
+            if seq != last_seq + 1:
+                reason = f"sequence gap: expected {last_seq + 1}"
+            elif prev != last_hash:
+                reason = "previous-hash mismatch"
+            elif bytes(stored) != expected:
+                reason = "hash mismatch"
+            if reason:
+                broken[org] = BrokenLink(org, seq, rid, reason)
+            state[org] = (seq, bytes(stored))
+    return list(broken.values())

@@ -1,0 +1,133 @@
+"""Postgres access: pooled connections, one transaction per unit of work.
+
+Everything here works through a transaction-mode pooler (Supabase's
+Supavisor, PgBouncer): no session-level SET, no server-side prepared
+statements (`prepare_threshold=None`), claims set with `set_config(..., true)`
+so they vanish at commit. The pool is created on first use, not at import.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from shared import audit, errors
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
+    from shared.principal import Principal
+
+
+class Database:
+    def __init__(self, url: str, *, max_size: int = 4, name: str = "app") -> None:
+        if not url:
+            raise errors.Unavailable("The database is not configured.")
+        self._url = url
+        self._max_size = max_size
+        self._name = name
+        self._pool: ConnectionPool | None = None
+        self._lock = threading.Lock()
+
+    def _get_pool(self) -> ConnectionPool:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    from psycopg_pool import ConnectionPool
+
+                    self._pool = ConnectionPool(
+                        self._url,
+                        min_size=1,
+                        max_size=self._max_size,
+                        kwargs={"autocommit": True, "prepare_threshold": None},
+                        # A restarted database leaves dead sockets in the pool:
+                        # check each one before handing it out.
+                        check=ConnectionPool.check_connection,
+                        name=f"cosma-{self._name}",
+                        open=True,
+                        timeout=10,
+                    )
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    @contextmanager
+    def transaction(self, claims: Mapping[str, Any] | None = None) -> Iterator[psycopg.Connection]:
+        """One transaction; database failures become errors of our tree."""
+        try:
+            with self._get_pool().connection() as conn, conn.transaction():
+                if claims is not None:
+                    conn.execute(
+                        "select set_config('request.jwt.claims', %s, true)",
+                        (json.dumps(claims),),
+                    )
+                yield conn
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        except Exception as exc:  # the pool's own timeout when the server is gone
+            if type(exc).__name__ == "PoolTimeout":
+                raise errors.Unavailable("The database is unavailable.") from exc
+            raise
+
+    @contextmanager
+    def tenant(
+        self, principal: Principal, *, request_id: str = "", ctx: Any = None
+    ) -> Iterator[TenantTransaction]:
+        """The caller's transaction: claims set, audit written with the work."""
+        with self.transaction(principal.claims()) as conn:
+            tx = TenantTransaction(conn, principal, request_id, ctx)
+            yield tx
+        if tx.audited and ctx is not None:
+            ctx.audited = True  # only once committed
+
+
+class TenantTransaction:
+    def __init__(self, conn: psycopg.Connection, principal: Principal, request_id: str, ctx: Any):
+        self.conn = conn
+        self.principal = principal
+        self.request_id = request_id
+        self._ctx = ctx
+        self.audited = False
+
+    def execute(self, query: Any, params: Any = None) -> psycopg.Cursor[Any]:
+        return self.conn.execute(query, params)
+
+    def audit(
+        self, resource: str = "", outcome: str = "ok", detail: str = "", action: str | None = None
+    ) -> None:
+        route_action = getattr(getattr(self._ctx, "route", None), "action", None)
+        audit.record(
+            self.conn,
+            org_id=self.principal.org_id,
+            actor=self.principal.user_id,
+            action=action or route_action or "unknown",
+            resource=resource,
+            outcome=outcome,
+            detail=detail,
+            request_id=self.request_id,
+        )
+        self.audited = True
+
+
+def translate(exc: psycopg.Error) -> errors.CosmaError:
+    """Map a database error to our tree once, here. SQL text never reaches a caller."""
+    if isinstance(exc, pg_errors.InsufficientPrivilege):
+        return errors.Forbidden("This action is not allowed.")
+    if isinstance(exc, pg_errors.UniqueViolation):
+        return errors.Conflict("The resource already exists.")
+    if isinstance(exc, pg_errors.ForeignKeyViolation):
+        return errors.NotFound("A referenced resource does not exist.")
+    if isinstance(exc, pg_errors.CheckViolation | pg_errors.DataError):
+        return errors.ValidationFailed("A value is out of range.")
+    if isinstance(exc, psycopg.OperationalError | pg_errors.AdminShutdown):
+        return errors.Unavailable("The database is unavailable.")
+    return errors.CosmaError()

@@ -1,0 +1,115 @@
+"""The one bootstrap: settings in, adapters out, each built on first use.
+
+Cold starts matter, so nothing here connects or imports a cloud SDK until a
+request needs it. Functions in the cloud use `current()` (settings from the
+environment, built once per instance); tests and the local server build a
+`Runtime(settings)` of their own and pass it to `Router.handle`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from shared import errors
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.db import Database
+    from shared.http import Context
+    from shared.principal import Principal
+
+log = logging.getLogger("cosma.runtime")
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+
+    # ------------------------------------------------------------ adapters
+
+    @cached_property
+    def db(self) -> Database:
+        from shared.db import Database
+
+        return Database(self.settings.database_url, max_size=self.settings.db_pool_max)
+
+    @cached_property
+    def worker_db(self) -> Database:
+        from shared.db import Database
+
+        return Database(
+            self.settings.worker_database_url, max_size=self.settings.db_pool_max, name="worker"
+        )
+
+    # ------------------------------------------------------------ request hooks
+
+    def authenticate(self, authorization: str, client_ip: str = "") -> Principal:
+        """Verify the bearer token and resolve the principal from our tables."""
+        authenticator = getattr(self, "authenticator", None)
+        if authenticator is None:
+            raise errors.Unauthorized()
+        principal: Principal = authenticator.authenticate(authorization, client_ip=client_ip)
+        return principal
+
+    def before_request(self, ctx: Context) -> None:
+        """Runs after routing, before the handler (rate limits hook in here)."""
+
+    def after_request(self, ctx: Context, status: int) -> None:
+        """Every audited route leaves exactly one record, whatever happened."""
+        principal = ctx.known_principal
+        if ctx.route.action is None or principal is None or ctx.audited:
+            return
+        outcome = _outcome(status)
+        from shared import audit
+
+        with self.db.transaction(principal.claims()) as conn:
+            audit.record(
+                conn,
+                org_id=principal.org_id,
+                actor=principal.user_id,
+                action=ctx.route.action,
+                resource=ctx.request.path,
+                outcome=outcome,
+                request_id=ctx.request_id,
+            )
+        ctx.audited = True
+
+    def close(self) -> None:
+        for name in ("db", "worker_db"):
+            adapter: Any = self.__dict__.get(name)
+            if adapter is not None:
+                adapter.close()
+
+
+def _outcome(status: int) -> str:
+    if status < 400:
+        return "ok"
+    if status in (401, 403, 404):
+        return "denied"
+    if status < 500:
+        return "rejected"
+    return "error"
+
+
+_current: Runtime | None = None
+_current_lock = threading.Lock()
+
+
+def current() -> Runtime:
+    """The instance's runtime, from the environment, built on first use."""
+    global _current
+    if _current is None:
+        with _current_lock:
+            if _current is None:
+                from shared import logs
+
+                settings = Settings.from_env()
+                logs.configure(settings.log_level)
+                _current = Runtime(settings)
+    return _current

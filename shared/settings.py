@@ -1,0 +1,116 @@
+"""Settings: one frozen object, built from the environment at the edge.
+
+Functions call `Settings.from_env()` once, on first use; tests and the local
+server build `Settings(...)` directly. Nothing below the edge reads
+`os.environ`. Secret values never live here: only where to find them
+(a URL that carries a password is the one exception the platform imposes, and
+it is read from a Secret Manager mount, never from the repository).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+_PLATFORM_KEYS = ("GOOGLE_ADS", "META", "LINKEDIN", "TIKTOK", "MICROSOFT", "SANDBOX")
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "local"
+    database_url: str = ""
+    worker_database_url: str = ""
+    allowed_origins: tuple[str, ...] = ()
+    app_url: str = "http://localhost:3000"
+    public_url: str = "http://127.0.0.1:8080"
+    max_body_bytes: int = 64 * 1024
+    # Identity (Clerk).
+    clerk_issuer: str = ""
+    clerk_jwks_url: str = ""
+    clerk_jwt_key: str = ""
+    # Secrets: where the keyring is mounted (cloud) or kept (local).
+    keyring_dir: Path | None = None
+    secrets_dir: Path | None = None
+    gcp_project: str = ""
+    # Warehouse.
+    warehouse: str = "duckdb"
+    warehouse_dir: Path | None = None
+    bigquery_endpoint: str = ""
+    bq_query_sa: str = ""
+    bq_sync_sa: str = ""
+    bytes_billed_cap: int = 10 * 1024**3
+    query_timeout_s: float = 30.0
+    # Sync trigger (Cloud Scheduler OIDC).
+    sync_audience: str = ""
+    scheduler_sa_email: str = ""
+    google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    # Observability.
+    sentry_dsn: str = ""
+    release: str = ""
+    log_level: str = "INFO"
+    # Per-platform overrides: client ids and base URLs (tests point them at loopback).
+    platform_client_ids: Mapping[str, str] = field(default_factory=dict)
+    platform_base_urls: Mapping[str, str] = field(default_factory=dict)
+    db_pool_max: int = 4
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def get(name: str, default: str = "") -> str:
+            return env.get(name, default).strip()
+
+        def path(name: str) -> Path | None:
+            value = get(name)
+            return Path(value) if value else None
+
+        client_ids = {
+            key.lower(): get(f"{key}_CLIENT_ID") for key in _PLATFORM_KEYS if get(f"{key}_CLIENT_ID")
+        }
+        base_urls = {
+            key.lower(): get(f"{key}_BASE_URL") for key in _PLATFORM_KEYS if get(f"{key}_BASE_URL")
+        }
+        values: dict[str, Any] = {
+            "env": get("COSMA_ENV", "local"),
+            "database_url": get("DATABASE_URL"),
+            "worker_database_url": get("WORKER_DATABASE_URL"),
+            "allowed_origins": _split(get("COSMA_ALLOWED_ORIGINS")),
+            "app_url": get("COSMA_APP_URL", "http://localhost:3000"),
+            "public_url": get("COSMA_PUBLIC_URL", "http://127.0.0.1:8080"),
+            "max_body_bytes": int(get("COSMA_MAX_BODY_BYTES", str(64 * 1024))),
+            "clerk_issuer": get("CLERK_ISSUER"),
+            "clerk_jwks_url": get("CLERK_JWKS_URL"),
+            "clerk_jwt_key": env.get("CLERK_JWT_KEY", ""),
+            "keyring_dir": path("COSMA_KEYRING_DIR"),
+            "secrets_dir": path("COSMA_SECRETS_DIR"),
+            "gcp_project": get("GCP_PROJECT"),
+            "warehouse": get("COSMA_WAREHOUSE", "bigquery" if get("GCP_PROJECT") else "duckdb"),
+            "warehouse_dir": path("COSMA_WAREHOUSE_DIR"),
+            "bigquery_endpoint": get("BIGQUERY_ENDPOINT"),
+            "bq_query_sa": get("BQ_QUERY_SA"),
+            "bq_sync_sa": get("BQ_SYNC_SA"),
+            "bytes_billed_cap": int(get("COSMA_BYTES_BILLED_CAP", str(10 * 1024**3))),
+            "query_timeout_s": float(get("COSMA_QUERY_TIMEOUT_S", "30")),
+            "sync_audience": get("SYNC_AUDIENCE"),
+            "scheduler_sa_email": get("SCHEDULER_SA_EMAIL"),
+            "google_certs_url": get(
+                "GOOGLE_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs"
+            ),
+            "sentry_dsn": get("SENTRY_DSN"),
+            "release": get("COSMA_RELEASE"),
+            "log_level": get("COSMA_LOG_LEVEL", "INFO"),
+            "platform_client_ids": client_ids,
+            "platform_base_urls": base_urls,
+            "db_pool_max": int(get("COSMA_DB_POOL_MAX", "4")),
+        }
+        return cls(**values)
+
+    def with_changes(self, **changes: Any) -> Settings:
+        return replace(self, **changes)

@@ -1,0 +1,73 @@
+"""Shared fixtures: a real Postgres (embedded, or TEST_DATABASE_URL as an
+administrative URL), migrated once per session into a throwaway database."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from werkzeug.test import Client
+
+from cosma import localdb
+from cosma.server import LocalServer
+from shared.runtime import Runtime
+from shared.settings import Settings
+from tests.support.seed import Seeder
+
+ALLOWED_ORIGIN = "https://app.cosma.test"
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localdb.LocalDatabase]:
+    db = localdb.prepare(
+        admin_url=os.environ.get("TEST_DATABASE_URL"),
+        datadir=tmp_path_factory.mktemp("pg") / "data",
+        dbname=f"cosma_test_{os.getpid()}",
+        fresh=True,
+    )
+    yield db
+    db.stop()
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cosma")
+
+
+@pytest.fixture(scope="session")
+def settings(pg: localdb.LocalDatabase, state_dir: Path) -> Settings:
+    return Settings(
+        env="test",
+        database_url=pg.app_url,
+        worker_database_url=pg.worker_url,
+        allowed_origins=(ALLOWED_ORIGIN,),
+        app_url="https://app.cosma.test",
+        public_url="http://127.0.0.1:8080",
+        keyring_dir=state_dir / "keys",
+        secrets_dir=state_dir / "secrets",
+        warehouse_dir=state_dir / "warehouse",
+    )
+
+
+@pytest.fixture(scope="session")
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    rt = Runtime(settings)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture(scope="session")
+def seeder(pg: localdb.LocalDatabase) -> Seeder:
+    return Seeder(pg.admin_url)
+
+
+@pytest.fixture(scope="session")
+def server(runtime: Runtime) -> LocalServer:
+    return LocalServer(runtime)
+
+
+@pytest.fixture
+def client(server: LocalServer) -> Client:
+    return Client(server)
