@@ -63,6 +63,11 @@ class Route:
     pattern: str
     handler: Handler
     action: str | None
+    # Declared request models: used to parse (`ctx.body()`, `ctx.query()`) and to
+    # generate the OpenAPI document, so the spec and the parsing cannot differ.
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    summary: str = ""
     regex: re.Pattern[str] = field(init=False)
     names: tuple[str, ...] = field(init=False)
 
@@ -117,6 +122,18 @@ class Context:
 
     def query_model(self, model: type[M]) -> M:
         return validate(model, {k: v for k, v in self.request.args.items()})
+
+    def body(self) -> Any:
+        """The JSON body parsed into the route's declared `body` model."""
+        if self.route.body is None:
+            raise TypeError("route declares no body model")
+        return self.model(self.route.body)
+
+    def query(self) -> Any:
+        """The query string parsed into the route's declared `query` model."""
+        if self.route.query is None:
+            raise TypeError("route declares no query model")
+        return self.query_model(self.route.query)
 
     def tenant(self) -> Any:
         """One transaction with the caller's claims set; see `shared.db`."""
@@ -184,9 +201,19 @@ class Router:
         self.function = function
         self.routes: list[Route] = []
 
-    def route(self, method: str, pattern: str, *, action: str | None = None) -> Callable[[Handler], Handler]:
+    def route(
+        self,
+        method: str,
+        pattern: str,
+        *,
+        action: str | None = None,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        summary: str = "",
+    ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            self.routes.append(Route(method.upper(), pattern, handler, action))
+            doc = summary or (handler.__doc__ or "").strip().split("\n")[0]
+            self.routes.append(Route(method.upper(), pattern, handler, action, body, query, doc))
             return handler
 
         return register
