@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Offline checks of the Terraform in terraform/:
+#   1. `terraform fmt -check` (when terraform is on PATH);
+#   2. checkov, from its own virtual environment (.cosma/checkov-venv, created
+#      on first use), offline: no policy download, no Bridgecrew mapping;
+#   3. docs/deploy.md's service-account table is what scripts/iam_table.py
+#      generates from the Terraform today.
+# Exits non-zero if any of them fails. The invariants themselves are pytest
+# tests in tests/terraform/.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+CHECKOV_SPEC="${CHECKOV_SPEC:-checkov==3.3.30}"
+CHECKOV_VENV=".cosma/checkov-venv"
+status=0
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "terraform fmt"
+if command -v terraform >/dev/null 2>&1; then
+    # An absent CLI config file only produces a warning; keep the output clean.
+    if ! TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive -diff terraform; then
+        echo "terraform fmt: files above need \`terraform fmt -recursive terraform\`" >&2
+        status=1
+    else
+        echo "ok"
+    fi
+else
+    echo "skipped: terraform is not on PATH"
+fi
+
+step "checkov ($CHECKOV_SPEC)"
+# checkov pins its own hcl2 module, which clashes with the python-hcl2 the
+# tests use, so it lives in a virtual environment of its own.
+stamp="$CHECKOV_VENV/.installed-$(printf '%s' "$CHECKOV_SPEC" | tr -c 'A-Za-z0-9.=' '_')"
+if [ ! -f "$stamp" ]; then
+    rm -rf "$CHECKOV_VENV"
+    python3 -m venv "$CHECKOV_VENV" \
+        && "$CHECKOV_VENV/bin/pip" install --quiet --disable-pip-version-check "$CHECKOV_SPEC" \
+        && touch "$stamp" \
+        || { echo "checkov: could not install $CHECKOV_SPEC" >&2; exit 1; }
+fi
+# Skips are inline `#checkov:skip=CKV_...:reason` comments next to the resource.
+if ! BC_SKIP_MAPPING=TRUE CKV_NO_DOWNLOAD=TRUE "$CHECKOV_VENV/bin/checkov" \
+        --directory terraform \
+        --framework terraform \
+        --skip-download \
+        --download-external-modules false \
+        --compact --quiet; then
+    status=1
+fi
+
+step "service-account table in docs/deploy.md"
+if [ -n "${PYTHON:-}" ]; then
+    py="$PYTHON"
+elif [ -x .venv/bin/python ]; then
+    py=.venv/bin/python
+else
+    py=python3
+fi
+if ! "$py" scripts/iam_table.py --check; then
+    status=1
+fi
+
+exit "$status"

@@ -1,0 +1,370 @@
+"""The security properties the Terraform promises, read from the .tf files.
+
+Each test names one invariant from the security page or the deployment
+design; change the Terraform and the matching test fails.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .hcl import (
+    ENVIRONMENT_NAMES,
+    ENVIRONMENTS,
+    FUNCTIONS,
+    MODULES,
+    TERRAFORM,
+    USER_FACING,
+    first,
+    function_calls,
+    module_calls,
+    resource,
+    resources,
+    secret_refs,
+    tf_files,
+)
+
+PLATFORMS = ("GOOGLE_ADS", "META", "LINKEDIN", "TIKTOK", "MICROSOFT")
+BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
+
+# Who may read each secret: exactly these functions, no one else.
+EXPECTED_ACCESSORS = {
+    "fernet-keyring": {"oauth", "sync"},
+    "sentry-dsn": set(FUNCTIONS),
+    "database-url": {"auth", "oauth", "datasets", "query"},
+    "worker-database-url": {"sync"},
+    "google-ads-developer-token": {"sync"},
+    "google-ads-client-secret": {"oauth", "sync"},
+    "meta-client-secret": {"oauth", "sync"},
+    "linkedin-client-secret": {"oauth", "sync"},
+    "tiktok-client-secret": {"oauth", "sync"},
+    "microsoft-client-secret": {"oauth", "sync"},
+}
+
+# Project-level roles anyone may hold, and why.
+ALLOWED_PROJECT_ROLES = {
+    "roles/bigquery.jobUser",  # query and sync run jobs; data access is per dataset
+    "roles/logging.logWriter",  # the build account writes build logs
+    "roles/artifactregistry.writer",  # the build account pushes function images
+    "${google_project_iam_custom_role.provisioner.id}",  # bigquery.datasets.create only
+}
+
+IAM_RESOURCE = re.compile(r"^google_.*_iam_(member|binding|policy)$")
+
+envs = pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
+
+
+def _all_resources():
+    return list(resources(MODULES)) + list(resources(ENVIRONMENTS))
+
+
+def _iam_roles():
+    for rtype, name, body in _all_resources():
+        if IAM_RESOURCE.match(rtype):
+            yield rtype, name, body.get("role")
+
+
+# --- identities -------------------------------------------------------------
+
+
+@envs
+def test_every_function_is_deployed_once(env: str) -> None:
+    assert sorted(function_calls(env)) == sorted(FUNCTIONS)
+
+
+def test_function_module_creates_its_own_service_account() -> None:
+    account = resource(MODULES / "function", "google_service_account", "this")
+    assert "${var.name}" in account["account_id"]
+    fn = resource(MODULES / "function", "google_cloudfunctions2_function", "this")
+    config = first(fn["service_config"])
+    assert config["service_account_email"] == "${google_service_account.this.email}"
+    # No other way to hand the function someone else's account.
+    assert "service_account_email" not in {
+        next(iter(v)) for v in _variables(MODULES / "function")
+    }
+
+
+@envs
+def test_each_function_has_a_distinct_service_account(env: str) -> None:
+    calls = function_calls(env)
+    prefixes = {call.get("service_account_prefix", "cosma-fn-") for call in calls.values()}
+    ids = {prefix + name for prefix in prefixes for name in calls}
+    assert len(ids) == len(calls) * len(prefixes)
+    # Grants name each function's own account, never a neighbour's.
+    service_accounts = module_calls(env)["secrets"]["service_accounts"]
+    assert service_accounts == {
+        name: f"${{module.{name}.service_account_email}}" for name in FUNCTIONS
+    }
+
+
+def _variables(directory):
+    out = []
+    for f in tf_files(directory):
+        from .hcl import load
+
+        out.extend(load(f).get("variable", []))
+    return out
+
+
+# --- IAM --------------------------------------------------------------------
+
+
+def test_no_basic_roles_anywhere() -> None:
+    for rtype, name, role in _iam_roles():
+        assert role not in BASIC_ROLES, f"{rtype}.{name} grants {role}"
+    for path in tf_files():
+        text = path.read_text()
+        for role in BASIC_ROLES:
+            assert f'"{role}"' not in text, f"{path} mentions {role}"
+
+
+def test_project_roles_are_the_allowed_few() -> None:
+    project_roles = {
+        (rtype, name): body["role"]
+        for rtype, name, body in _all_resources()
+        if rtype in {"google_project_iam_member", "google_project_iam_binding"}
+    }
+    assert project_roles, "expected the warehouse and build grants"
+    for where, role in project_roles.items():
+        assert role in ALLOWED_PROJECT_ROLES, f"{where} grants {role} on the project"
+    assert not [r for r in _all_resources() if r[0] == "google_project_iam_policy"]
+
+
+def test_no_project_wide_bigquery_data_roles() -> None:
+    for rtype, name, body in _all_resources():
+        if rtype.startswith("google_project_iam_"):
+            role = body.get("role", "")
+            assert not (role.startswith("roles/bigquery.") and role != "roles/bigquery.jobUser"), (
+                f"{rtype}.{name} grants {role} project-wide"
+            )
+    custom = resource(MODULES / "warehouse", "google_project_iam_custom_role", "provisioner")
+    assert custom["permissions"] == ["bigquery.datasets.create"]
+    # Dataset access is written by the provisioning function, not by Terraform.
+    assert not [r for r in _all_resources() if r[0].startswith("google_bigquery_dataset")]
+
+
+@envs
+def test_query_and_sync_run_jobs_and_datasets_provisions(env: str) -> None:
+    warehouse = module_calls(env)["warehouse"]
+    assert warehouse["provisioner_email"] == "${module.datasets.service_account_email}"
+    assert warehouse["job_users"] == {
+        "query": "${module.query.service_account_email}",
+        "sync": "${module.sync.service_account_email}",
+    }
+    datasets_env = function_calls(env)["datasets"]["environment"]
+    assert datasets_env["BQ_QUERY_SA"] == "${module.query.service_account_email}"
+    assert datasets_env["BQ_SYNC_SA"] == "${module.sync.service_account_email}"
+
+
+# --- who may call what ------------------------------------------------------
+
+
+def test_function_module_refuses_allow_all_ingress() -> None:
+    (ingress,) = [v["ingress_settings"] for v in _variables(MODULES / "function") if "ingress_settings" in v]
+    condition = first(ingress["validation"])["condition"]
+    assert "ALLOW_ALL" not in condition.replace("ALLOW_INTERNAL", "")
+    assert "default" not in ingress
+
+
+@envs
+def test_sync_is_private(env: str) -> None:
+    sync = function_calls(env)["sync"]
+    assert sync["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+    assert sync["invoker_members"] == {"scheduler": "${module.scheduler.service_account_member}"}
+    routes = module_calls(env)["edge"]["routes"]
+    assert "sync" not in routes
+
+
+@envs
+@pytest.mark.parametrize("name", USER_FACING)
+def test_user_facing_functions_are_public_only_behind_the_edge(env: str, name: str) -> None:
+    call = function_calls(env)[name]
+    assert call["ingress_settings"] == "ALLOW_INTERNAL_AND_GCLB"
+    assert call["invoker_members"] == {"public": "allUsers"}
+    assert name in module_calls(env)["edge"]["routes"]
+
+
+@envs
+def test_nothing_else_is_public(env: str) -> None:
+    public = {"allUsers", "allAuthenticatedUsers"}
+    for name, call in function_calls(env).items():
+        if name not in USER_FACING:
+            assert not public & set(call.get("invoker_members", {}).values()), name
+    for rtype, name, body in _all_resources():
+        if IAM_RESOURCE.match(rtype):
+            assert body.get("member") not in public, f"{rtype}.{name}"
+
+
+@envs
+def test_every_ingress_setting_says_why(env: str) -> None:
+    lines = (ENVIRONMENTS / env / "main.tf").read_text().splitlines()
+    settings = [i for i, line in enumerate(lines) if line.strip().startswith("ingress_settings")]
+    assert len(settings) == len(FUNCTIONS)
+    for i in settings:
+        assert lines[i - 1].strip().startswith("#"), f"line {i + 1}: no comment above"
+
+
+def test_invoker_is_cloud_run_invoker_on_the_function_service() -> None:
+    invoker = resource(MODULES / "function", "google_cloud_run_service_iam_member", "invoker")
+    assert invoker["role"] == "roles/run.invoker"
+    assert invoker["service"] == "${google_cloudfunctions2_function.this.name}"
+    assert invoker["member"] == "${each.value}"
+    assert invoker["for_each"] == "${var.invoker_members}"
+
+
+# --- secrets ----------------------------------------------------------------
+
+
+@envs
+def test_each_secret_has_exactly_the_intended_accessors(env: str) -> None:
+    accessors = module_calls(env)["secrets"]["accessors"]
+    assert {k: set(v) for k, v in accessors.items()} == EXPECTED_ACCESSORS
+    for secret, names in accessors.items():
+        assert len(names) == len(set(names)), secret
+
+
+@envs
+def test_functions_mount_exactly_the_secrets_they_may_read(env: str) -> None:
+    for name, call in function_calls(env).items():
+        mounted = secret_refs(call.get("secret_environment", {})) | secret_refs(
+            call.get("secret_volumes", {})
+        )
+        allowed = {s for s, names in EXPECTED_ACCESSORS.items() if name in names}
+        assert mounted == allowed, name
+        # No secret value travels as a plain environment variable.
+        assert not secret_refs(call.get("environment", {})), name
+
+
+def test_secrets_module_grants_accessor_per_secret_only() -> None:
+    grants = [(t, n, b) for t, n, b in resources(MODULES / "secrets") if IAM_RESOURCE.match(t)]
+    assert [(t, n) for t, n, _ in grants] == [
+        ("google_secret_manager_secret_iam_member", "accessor")
+    ]
+    (_, _, grant) = grants[0]
+    assert grant["role"] == "roles/secretmanager.secretAccessor"
+    for rtype, name, body in _all_resources():
+        if rtype.startswith("google_project_iam"):
+            assert "secretmanager" not in body.get("role", ""), f"{rtype}.{name}"
+    # Values are never written by Terraform (they would sit in state).
+    assert not [r for r in _all_resources() if r[0] == "google_secret_manager_secret_version"]
+
+
+@envs
+@pytest.mark.parametrize("name", ["oauth", "sync"])
+def test_keyring_is_mounted_as_files(env: str, name: str) -> None:
+    call = function_calls(env)[name]
+    (mount,) = call["secret_volumes"]
+    assert mount == "/secrets/keyring"
+    assert secret_refs(call["secret_volumes"]) == {"fernet-keyring"}
+    assert call["environment"]["COSMA_KEYRING_DIR"] == mount
+
+
+# --- scheduler --------------------------------------------------------------
+
+
+def test_scheduler_calls_with_oidc_and_the_target_as_audience() -> None:
+    job = resource(MODULES / "scheduler", "google_cloud_scheduler_job", "this")
+    target = first(job["http_target"])
+    assert target["http_method"] == "POST"
+    assert "oauth_token" not in target
+    oidc = first(target["oidc_token"])
+    assert oidc["audience"] == target["uri"] == "${var.target_url}"
+    assert oidc["service_account_email"] == "${google_service_account.this.email}"
+
+
+@envs
+def test_scheduler_targets_sync_and_sync_knows_its_audience(env: str) -> None:
+    assert module_calls(env)["scheduler"]["target_url"] == "${module.sync.url}"
+    sync = function_calls(env)["sync"]
+    assert sync["own_url_env_var"] == "SYNC_AUDIENCE"
+    # ... and accepts tokens of the scheduler's account only.
+    assert sync["environment"]["SCHEDULER_SA_EMAIL"] == "${module.scheduler.service_account_email}"
+
+
+# --- edge -------------------------------------------------------------------
+
+
+def test_ssl_policy_minimum_is_tls_1_2() -> None:
+    policy = resource(MODULES / "edge", "google_compute_ssl_policy", "this")
+    assert policy["min_tls_version"] == "TLS_1_2"
+    assert policy["profile"] in {"MODERN", "RESTRICTED"}
+    proxy = resource(MODULES / "edge", "google_compute_target_https_proxy", "this")
+    assert proxy["ssl_policy"] == "${google_compute_ssl_policy.this.id}"
+    assert proxy["ssl_certificates"] == ["${google_compute_managed_ssl_certificate.this.id}"]
+
+
+def test_http_only_redirects_to_https() -> None:
+    redirect = resource(MODULES / "edge", "google_compute_url_map", "http_redirect")
+    assert first(redirect["default_url_redirect"])["https_redirect"] is True
+    assert "default_service" not in redirect
+    rule = resource(MODULES / "edge", "google_compute_global_forwarding_rule", "http_redirect")
+    assert rule["port_range"] == "80"
+    assert rule["target"] == "${google_compute_target_http_proxy.redirect.id}"
+    proxy = resource(MODULES / "edge", "google_compute_target_http_proxy", "redirect")
+    assert proxy["url_map"] == "${google_compute_url_map.http_redirect.id}"
+
+
+def test_cloud_armor_bans_auth_abuse_and_blocks_sqli_and_xss() -> None:
+    policy = resource(MODULES / "edge", "google_compute_security_policy", "this")
+    rules = policy["rule"]
+    expressions = {
+        rule["action"]: first(first(rule["match"]).get("expr", [{}])).get("expression", "")
+        for rule in rules
+        if rule["action"] != "allow"
+    }
+    assert expressions["rate_based_ban"] == "${local.rate_limited_expression}"
+    (ban,) = [r for r in rules if r["action"] == "rate_based_ban"]
+    options = first(ban["rate_limit_options"])
+    assert options["enforce_on_key"] == "IP"
+    assert "ban_threshold" in options
+    waf = [first(first(r["match"])["expr"])["expression"] for r in rules if r["action"] == "deny(403)"]
+    assert any("evaluatePreconfiguredWaf('sqli-v33-stable'" in e for e in waf)
+    assert any("evaluatePreconfiguredWaf('xss-v33-stable'" in e for e in waf)
+    for rule in rules:
+        assert rule.get("preview") in (None, False)
+    prefixes = [v for v in _variables(MODULES / "edge") if "rate_limited_path_prefixes" in v]
+    assert set(prefixes[0]["rate_limited_path_prefixes"]["default"]) >= {"/auth/", "/oauth/"}
+
+
+def test_every_backend_is_behind_cloud_armor() -> None:
+    backend = resource(MODULES / "edge", "google_compute_backend_service", "this")
+    assert backend["security_policy"] == "${google_compute_security_policy.this.id}"
+    assert backend["protocol"] == "HTTPS"
+    neg = resource(MODULES / "edge", "google_compute_region_network_endpoint_group", "this")
+    assert neg["network_endpoint_type"] == "SERVERLESS"
+
+
+@envs
+def test_edge_routes_only_user_facing_functions(env: str) -> None:
+    edge = module_calls(env)["edge"]
+    assert set(edge["routes"]) == set(USER_FACING)
+    assert edge["default_route"] in USER_FACING
+
+
+# --- environment variables --------------------------------------------------
+
+
+@envs
+def test_sentry_dsn_goes_to_every_function(env: str) -> None:
+    for name, call in function_calls(env).items():
+        assert call["secret_environment"]["SENTRY_DSN"] == '${module.secrets.ids["sentry-dsn"]}', name
+
+
+@envs
+def test_every_function_knows_its_environment(env: str) -> None:
+    for name, call in function_calls(env).items():
+        assert call["environment"]["COSMA_ENV"] == env, name
+
+
+@envs
+@pytest.mark.parametrize("name", ["oauth", "sync"])
+def test_platform_clients_ids_plain_secrets_mounted(env: str, name: str) -> None:
+    call = function_calls(env)[name]
+    for platform in PLATFORMS:
+        assert (
+            call["environment"][f"{platform}_CLIENT_ID"]
+            == f'${{var.platform_client_ids["{platform}"]}}'
+        )
+        assert f"{platform}_CLIENT_SECRET" in call["secret_environment"]
