@@ -1,0 +1,82 @@
+"""The one authorization check every function makes before acting on a client.
+
+    action       admin   editor   viewer
+    read         yes     assigned assigned
+    connect      yes     assigned -
+    disconnect   yes     assigned -
+    sync         yes     assigned -
+    manage       yes     -        -
+
+"manage" covers admin-only work: provisioning, erasure, export, audit export.
+An admin reaches every client of its own organization. A client that is not
+the caller's (another organization, unassigned, or absent) is answered with
+NotFound, never Forbidden, so a caller cannot learn that it exists; Forbidden
+is kept for a client the caller can see but may not act on this way.
+
+The same rule holds a second time in Postgres RLS (`0001_tenancy.sql`), so a
+handler that forgot this check still could not read or write another tenant.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from shared import errors
+from shared.principal import Principal
+
+Action = Literal["read", "connect", "disconnect", "sync", "manage"]
+
+ACTIONS: tuple[Action, ...] = ("read", "connect", "disconnect", "sync", "manage")
+
+_ALLOWED: dict[str, frozenset[str]] = {
+    "admin": frozenset(ACTIONS),
+    "editor": frozenset({"read", "connect", "disconnect", "sync"}),
+    "viewer": frozenset({"read"}),
+}
+
+_NOT_FOUND = "No such client."
+
+
+def allowed(role: str, action: str) -> bool:
+    """Whether `role` may perform `action` at all (on a client it can reach)."""
+    return action in _ALLOWED.get(role, frozenset())
+
+
+def require(principal: Principal, action: Action, client_id: str) -> None:
+    """Allow `action` on `client_id`, or raise NotFound / Forbidden.
+
+    The caller must already know that the client belongs to `principal.org_id`
+    (`require_client` resolves that); this function decides on role and
+    assignment only.
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    if principal.role != "admin" and _canonical(client_id) not in principal.client_ids:
+        raise errors.NotFound(_NOT_FOUND)
+    if not allowed(principal.role, action):
+        raise errors.Forbidden("Your role does not allow this action.")
+
+
+def require_client(tx: Any, principal: Principal, action: Action, client_id: str) -> None:
+    """Resolve the client's organization under RLS, then `require(...)`.
+
+    `tx` is the caller's transaction (`ctx.tenant()`), so the lookup sees only
+    what the caller's claims allow. A malformed id, a client of another
+    organization and a missing client all raise the same NotFound.
+    """
+    canonical = _canonical(client_id)
+    if not canonical:
+        raise errors.NotFound(_NOT_FOUND)
+    row = tx.execute("select org_id from clients where id = %s", (canonical,)).fetchone()
+    if row is None or row[0] != principal.org_id:
+        raise errors.NotFound(_NOT_FOUND)
+    require(principal, action, canonical)
+
+
+def _canonical(client_id: str) -> str:
+    """The lower-case hyphenated uuid form our rows use, or '' if not a uuid."""
+    try:
+        return str(uuid.UUID(client_id))
+    except (ValueError, TypeError, AttributeError):
+        return ""
