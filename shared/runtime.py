@@ -19,6 +19,7 @@ from shared import errors
 from shared.settings import Settings
 
 if TYPE_CHECKING:
+    from shared.authn import Authenticator
     from shared.db import Database
     from shared.http import Context
     from shared.principal import Principal
@@ -46,6 +47,12 @@ class Runtime:
         return Database(
             self.settings.worker_database_url, max_size=self.settings.db_pool_max, name="worker"
         )
+
+    @cached_property
+    def authenticator(self) -> Authenticator:
+        from shared.authn import Authenticator
+
+        return Authenticator.from_settings(self.settings, self.db, clock=self.clock)
 
     # ------------------------------------------------------------ request hooks
 

@@ -14,6 +14,7 @@ from cosma import localdb
 from cosma.server import LocalServer
 from shared.runtime import Runtime
 from shared.settings import Settings
+from tests.support.identity import TokenIssuer
 from tests.support.seed import Seeder
 
 ALLOWED_ORIGIN = "https://app.cosma.test"
@@ -37,7 +38,13 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings(pg: localdb.LocalDatabase, state_dir: Path) -> Settings:
+def tokens() -> TokenIssuer:
+    """Mints valid Clerk-shaped v2 session tokens: `tokens.header(principal)`."""
+    return TokenIssuer(azp=ALLOWED_ORIGIN)
+
+
+@pytest.fixture(scope="session")
+def settings(pg: localdb.LocalDatabase, state_dir: Path, tokens: TokenIssuer) -> Settings:
     return Settings(
         env="test",
         database_url=pg.app_url,
@@ -48,6 +55,8 @@ def settings(pg: localdb.LocalDatabase, state_dir: Path) -> Settings:
         keyring_dir=state_dir / "keys",
         secrets_dir=state_dir / "secrets",
         warehouse_dir=state_dir / "warehouse",
+        clerk_issuer=tokens.issuer,
+        clerk_jwt_key=tokens.public_pem,
     )
 
 

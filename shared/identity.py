@@ -1,0 +1,292 @@
+"""Clerk session-token verification: who the caller is and which organization.
+
+`ClerkVerifier.verify(token)` returns `SessionClaims` or raises:
+
+- `errors.Unauthorized` for every token problem, with one fixed message (the
+  reason is logged at INFO, never the token);
+- `errors.Unavailable` (503) when the key cannot be obtained (JWKS down,
+  identity not configured): an unreachable key never turns into an accept.
+
+Invariants:
+
+- RS256 only. The header's `alg` is checked before any key is chosen, and
+  pyjwt is told `algorithms=["RS256"]`, so `none`, HS256 keyed with the public
+  key and every other algorithm are refused.
+- The key is a PEM public key (Clerk's `CLERK_JWT_KEY`, networkless) or comes
+  from the JWKS URL. JWKS keys are cached by `kid`; an unknown `kid` refetches
+  at most once per `refetch_interval` (60 s), so no caller can make us hammer
+  the JWKS endpoint. A failed fetch is retried after `retry_interval`.
+- `iss` equals the configured Frontend API URL; `exp`, `nbf` and `iat` are
+  required and checked against the injected clock with at most 5 s leeway;
+  `azp` must be present and in the allowed origins; `sub` and `sid` present;
+  `sts` = `pending` refused.
+- Organization claims are read in both formats: v2 `o: {id, rol, slg, per}`
+  and v1 `org_id`, `org_role` (`org:admin`), `org_slug`, `org_permissions`.
+  They say which organization the session is acting in; the Cosma role comes
+  from our own tables (`shared.authn`), never from the token.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from shared import errors
+
+log = logging.getLogger("cosma.identity")
+
+ALGORITHM = "RS256"
+LEEWAY_S = 5.0
+MAX_TOKEN_BYTES = 8 * 1024
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+class InvalidTokenError(Exception):
+    """Internal: why a token was refused. Becomes `errors.Unauthorized` at the edge."""
+
+
+@dataclass(frozen=True)
+class SessionClaims:
+    """What a verified Clerk session token says, normalised over v1 and v2."""
+
+    user_id: str
+    session_id: str
+    expires_at: float
+    org_id: str = ""
+    org_role: str = ""
+    org_slug: str = ""
+    org_permissions: tuple[str, ...] = ()
+    version: int = 1
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+class ClerkVerifier:
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        authorized_parties: Iterable[str],
+        jwt_key: str = "",
+        jwks_url: str = "",
+        clock: Callable[[], float] = time.time,
+        leeway: float = LEEWAY_S,
+        fetch_timeout: float = 3.0,
+        refetch_interval: float = 60.0,
+        retry_interval: float = 5.0,
+    ) -> None:
+        self.issuer = issuer
+        self.authorized_parties = frozenset(authorized_parties)
+        self.jwks_url = jwks_url
+        self.clock = clock
+        self.leeway = min(leeway, LEEWAY_S)
+        self.fetch_timeout = fetch_timeout
+        self.refetch_interval = refetch_interval
+        self.retry_interval = retry_interval
+        self._static_key = load_public_key(jwt_key) if jwt_key.strip() else None
+        self._keys: dict[str, RSAPublicKey] = {}
+        self._last_fetch: float | None = None
+        self._last_fetch_failed = False
+        self._lock = threading.Lock()
+        self.fetches = 0  # observable, for tests and operators
+
+    # ------------------------------------------------------------ public
+
+    def verify(self, token: str) -> SessionClaims:
+        try:
+            return self._verify(token)
+        except InvalidTokenError as exc:
+            log.info("session token refused: %s", exc)
+            raise errors.Unauthorized() from None
+
+    # ------------------------------------------------------------ steps
+
+    def _verify(self, token: str) -> SessionClaims:
+        if not self.issuer:
+            raise errors.Unavailable("Authentication is not configured.")
+        if len(token) > MAX_TOKEN_BYTES:
+            raise InvalidTokenError("token too large")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError("malformed token") from exc
+        if header.get("alg") != ALGORITHM:
+            raise InvalidTokenError("algorithm not allowed")
+        key = self._key_for(header.get("kid"))
+        try:
+            payload: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                # Times, issuer and audience are checked below against our clock.
+                options={
+                    "verify_signature": True,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_iss": False,
+                    "verify_aud": False,
+                },
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError(f"signature or encoding: {type(exc).__name__}") from exc
+        return self._check_claims(payload)
+
+    def _check_claims(self, payload: dict[str, Any]) -> SessionClaims:
+        now = self.clock()
+        if payload.get("iss") != self.issuer:
+            raise InvalidTokenError("issuer mismatch")
+        exp, nbf, iat = (_number(payload, name) for name in ("exp", "nbf", "iat"))
+        if exp <= now - self.leeway:
+            raise InvalidTokenError("expired")
+        if nbf > now + self.leeway:
+            raise InvalidTokenError("not yet valid")
+        if iat > now + self.leeway:
+            raise InvalidTokenError("issued in the future")
+        azp = payload.get("azp")
+        if not isinstance(azp, str) or azp not in self.authorized_parties:
+            raise InvalidTokenError("authorized party not allowed")
+        sub, sid = payload.get("sub"), payload.get("sid")
+        if not isinstance(sub, str) or not _ID.match(sub):
+            raise InvalidTokenError("subject missing")
+        if not isinstance(sid, str) or not _SESSION_ID.match(sid):
+            raise InvalidTokenError("session id missing")
+        if payload.get("sts") == "pending":
+            raise InvalidTokenError("session pending")
+        return _with_organization(payload, sub, sid, exp)
+
+    # ------------------------------------------------------------ keys
+
+    def _key_for(self, kid: Any) -> RSAPublicKey:
+        if self._static_key is not None:
+            return self._static_key
+        if not self.jwks_url:
+            raise errors.Unavailable("Authentication is not configured.")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidTokenError("no key id")
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        with self._lock:  # single flight: one fetch however many callers miss
+            key = self._keys.get(kid)
+            if key is not None:
+                return key
+            now = self.clock()
+            wait = self.retry_interval if self._last_fetch_failed else self.refetch_interval
+            if self._last_fetch is not None and now - self._last_fetch < wait:
+                if self._last_fetch_failed and not self._keys:
+                    raise errors.Unavailable("The identity provider is unavailable.")
+                raise InvalidTokenError("unknown key id (refetch throttled)")
+            self._last_fetch = now
+            self._refresh()
+            key = self._keys.get(kid)
+        if key is None:
+            raise InvalidTokenError("unknown key id")
+        return key
+
+    def _refresh(self) -> None:
+        import requests
+
+        self.fetches += 1
+        try:
+            response = requests.get(
+                self.jwks_url, timeout=self.fetch_timeout, headers={"Accept": "application/json"}
+            )
+            response.raise_for_status()
+            document = response.json()
+        except (requests.RequestException, ValueError) as exc:
+            self._last_fetch_failed = True
+            log.warning("JWKS fetch failed: %s", type(exc).__name__)
+            raise errors.Unavailable("The identity provider is unavailable.") from None
+        keys = parse_jwks(document)
+        self._last_fetch_failed = False
+        # Replace, not merge: a key Clerk withdrew must stop verifying.
+        self._keys = keys
+
+
+def parse_jwks(document: Any) -> dict[str, RSAPublicKey]:
+    """RSA signing keys of a JWKS document by `kid`; anything else is skipped."""
+    keys: dict[str, RSAPublicKey] = {}
+    entries = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        return keys
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("kty") != "RSA":
+            continue
+        if entry.get("use", "sig") != "sig" or entry.get("alg", ALGORITHM) != ALGORITHM:
+            continue
+        kid = entry.get("kid")
+        if not isinstance(kid, str) or not kid:
+            continue
+        try:
+            key = jwt.PyJWK(entry, algorithm=ALGORITHM).key
+        except (jwt.PyJWTError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(key, RSAPublicKey):
+            keys[kid] = key
+    return keys
+
+
+def load_public_key(pem: str) -> RSAPublicKey:
+    """Clerk's PEM public key, as pasted into `CLERK_JWT_KEY`.
+
+    Accepts real newlines, escaped `\\n`, or the key on one line (the form some
+    platforms force on environment variables): the body is re-wrapped.
+    """
+    text = pem.strip().replace("\\n", "\n")
+    body = re.sub(r"-----(BEGIN|END) PUBLIC KEY-----|\s+", "", text)
+    wrapped = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    normalized = f"-----BEGIN PUBLIC KEY-----\n{wrapped}\n-----END PUBLIC KEY-----\n"
+    try:
+        key = load_pem_public_key(normalized.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise errors.Unavailable("The identity key is not a valid PEM public key.") from exc
+    if not isinstance(key, RSAPublicKey):
+        raise errors.Unavailable("The identity key is not an RSA public key.")
+    return key
+
+
+def _number(payload: Mapping[str, Any], name: str) -> float:
+    value = payload.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidTokenError(f"{name} missing")
+    return float(value)
+
+
+def _with_organization(payload: dict[str, Any], sub: str, sid: str, exp: float) -> SessionClaims:
+    version = payload.get("v")
+    org = payload.get("o")
+    if isinstance(org, dict):
+        org_id, role = org.get("id"), org.get("rol")
+        slug, per = org.get("slg"), org.get("per")
+        permissions = tuple(p for p in per.split(",") if p) if isinstance(per, str) else ()
+    else:
+        org_id, role = payload.get("org_id"), payload.get("org_role")
+        slug, per = payload.get("org_slug"), payload.get("org_permissions")
+        permissions = tuple(p for p in per if isinstance(p, str)) if isinstance(per, list) else ()
+        if isinstance(role, str) and role.startswith("org:"):
+            role = role[len("org:") :]
+    if org_id is None:
+        org_id = ""
+    if not isinstance(org_id, str) or (org_id and not _ID.match(org_id)):
+        raise InvalidTokenError("malformed organization")
+    return SessionClaims(
+        user_id=sub,
+        session_id=sid,
+        expires_at=exp,
+        org_id=org_id,
+        org_role=role if isinstance(role, str) else "",
+        org_slug=slug if isinstance(slug, str) else "",
+        org_permissions=permissions,
+        version=version if isinstance(version, int) and not isinstance(version, bool) else 1,
+        raw=payload,
+    )
