@@ -20,9 +20,11 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.authn import Authenticator
+    from shared.cipher import TokenCipher
     from shared.db import Database
     from shared.http import Context
     from shared.principal import Principal
+    from shared.secrets import Secrets
 
 log = logging.getLogger("cosma.runtime")
 
@@ -47,6 +49,20 @@ class Runtime:
         return Database(
             self.settings.worker_database_url, max_size=self.settings.db_pool_max, name="worker"
         )
+
+    @cached_property
+    def secrets(self) -> Secrets:
+        from shared.secrets import secrets_from_settings
+
+        return secrets_from_settings(self.settings)
+
+    @cached_property
+    def cipher(self) -> TokenCipher:
+        """Built from the keyring once per instance: a new key version reaches an
+        instance when it restarts, which is why rotation repeats its passes."""
+        from shared.cipher import TokenCipher
+
+        return TokenCipher(self.secrets.keyring(), clock=self.clock)
 
     @cached_property
     def authenticator(self) -> Authenticator:

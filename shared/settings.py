@@ -39,6 +39,8 @@ class Settings:
     keyring_dir: Path | None = None
     secrets_dir: Path | None = None
     gcp_project: str = ""
+    keyring_secret_name: str = "token-keyring"
+    secret_manager_endpoint: str = ""
     # Warehouse.
     warehouse: str = "duckdb"
     warehouse_dir: Path | None = None
@@ -91,6 +93,8 @@ class Settings:
             "keyring_dir": path("COSMA_KEYRING_DIR"),
             "secrets_dir": path("COSMA_SECRETS_DIR"),
             "gcp_project": get("GCP_PROJECT"),
+            "keyring_secret_name": get("COSMA_KEYRING_SECRET", "token-keyring"),
+            "secret_manager_endpoint": get("SECRET_MANAGER_ENDPOINT"),
             "warehouse": get("COSMA_WAREHOUSE", "bigquery" if get("GCP_PROJECT") else "duckdb"),
             "warehouse_dir": path("COSMA_WAREHOUSE_DIR"),
             "bigquery_endpoint": get("BIGQUERY_ENDPOINT"),

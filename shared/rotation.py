@@ -1,0 +1,183 @@
+"""Key rotation: re-encrypt every stored token with the newest key version.
+
+Procedure (`cosma rotate-keys`, then `cosma keys-check`):
+1. Add a key version (locally `LocalSecrets.add_key_version()`; in the cloud a
+   new version of the keyring secret, mounted into the functions and the job).
+2. `rotate()` walks `connections` in primary-key order, in batches, each batch
+   one transaction: rows not on the newest version are locked with
+   `FOR UPDATE SKIP LOCKED`, opened (the envelope binding is checked), sealed
+   with the newest key and written back. A batch commits or leaves nothing,
+   so the run is safe to interrupt and to rerun: a rerun only sees rows still
+   on an old version. Rows locked by a concurrent token refresh are skipped
+   and picked up by the next pass; the run repeats passes until one makes no
+   progress.
+3. `census()` counts tokens per key version. When no token remains on a
+   version, that version can be retired (disabled in Secret Manager, or
+   `LocalSecrets.retire_key_version`).
+
+The rotation runs as the worker role (`runtime.worker_db`): it has select and
+update on connections under the `worker_all` policy and nothing more. In the
+cloud it runs as a Cloud Run job with the keyring mounted as files, the same
+image and settings as the sync worker; it needs no new grant.
+
+A row whose token cannot be opened (tampered, bound to another row, or on a
+key no longer in the keyring) is left unchanged and reported by connection id
+only; it is never decrypted into a log line or an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from shared.cipher import DEFAULT_PURPOSE, InvalidToken, TokenCipher
+
+if TYPE_CHECKING:
+    from shared.db import Database
+
+log = logging.getLogger("cosma.rotation")
+
+DEFAULT_BATCH = 500
+
+_SELECT_BATCH = """
+select id, org_id, token_ciphertext from public.connections
+ where id > %s and token_ciphertext is not null and key_version is distinct from %s
+ order by id
+ limit %s
+ for update skip locked
+"""
+
+_UPDATE_BATCH = """
+update public.connections c
+   set token_ciphertext = v.ciphertext, key_version = %s
+  from unnest(%s::uuid[], %s::bytea[]) as v(id, ciphertext)
+ where c.id = v.id
+"""
+
+_REMAINING = """
+select count(*) from public.connections
+ where token_ciphertext is not null and key_version is distinct from %s
+"""
+
+_CENSUS = """
+select coalesce(key_version, ''), count(*) from public.connections
+ where token_ciphertext is not null
+ group by 1 order by 1
+"""
+
+
+@dataclass
+class Progress:
+    """Where a rotation stands; passed to the progress callback after each batch."""
+
+    newest_version: str
+    total: int
+    rotated: int = 0
+    failed: list[str] = field(default_factory=list)  # connection ids, nothing else
+    batches: int = 0
+    passes: int = 0
+    remaining: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.rotated / self.seconds if self.seconds > 0 else 0.0
+
+
+def remaining(db: Database, newest_version: str) -> int:
+    """Tokens not yet on `newest_version`."""
+    with db.transaction() as conn:
+        row = conn.execute(_REMAINING, (newest_version,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def census(db: Database) -> dict[str, int]:
+    """Token count per key version ("" for a token stored without one)."""
+    with db.transaction() as conn:
+        return {str(v): int(n) for v, n in conn.execute(_CENSUS).fetchall()}
+
+
+def rotate(
+    db: Database,
+    cipher: TokenCipher,
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    on_batch: Callable[[Progress], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Progress:
+    """Re-encrypt every token not on the cipher's newest version; resumable."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be positive")
+    newest = cipher.newest_version
+    started = clock()
+    progress = Progress(newest_version=newest, total=remaining(db, newest))
+    while True:
+        progress.passes += 1
+        moved = _one_pass(db, cipher, batch_size, progress, on_batch, clock, started)
+        if moved == 0:
+            break
+    progress.remaining = remaining(db, newest)
+    progress.seconds = clock() - started
+    log.info(
+        "key rotation finished",
+        extra={
+            "fields": {
+                "key_version": newest,
+                "rotated": progress.rotated,
+                "failed": len(progress.failed),
+                "remaining": progress.remaining,
+            }
+        },
+    )
+    return progress
+
+
+def _one_pass(
+    db: Database,
+    cipher: TokenCipher,
+    batch_size: int,
+    progress: Progress,
+    on_batch: Callable[[Progress], None] | None,
+    clock: Callable[[], float],
+    started: float,
+) -> int:
+    """Walk the table once by primary key; returns how many rows were re-encrypted."""
+    newest = cipher.newest_version
+    seen_failed = set(progress.failed)
+    after: object = uuid.UUID(int=0)
+    moved = 0
+    while True:
+        with db.transaction() as conn:
+            rows = conn.execute(_SELECT_BATCH, (after, newest, batch_size)).fetchall()
+            if not rows:
+                return moved
+            ids: list[object] = []
+            sealed: list[bytes] = []
+            for conn_id, org_id, ciphertext in rows:
+                try:
+                    new = cipher.rotate(
+                        ciphertext,
+                        connection_id=str(conn_id),
+                        org_id=org_id,
+                        purpose=DEFAULT_PURPOSE,
+                    )
+                except InvalidToken:
+                    if str(conn_id) not in seen_failed:
+                        seen_failed.add(str(conn_id))
+                        progress.failed.append(str(conn_id))
+                    continue
+                ids.append(conn_id)
+                sealed.append(new.ciphertext)
+            if ids:
+                conn.execute(_UPDATE_BATCH, (newest, ids, sealed))
+            after = rows[-1][0]
+        moved += len(ids)
+        progress.rotated += len(ids)
+        progress.batches += 1
+        progress.seconds = clock() - started
+        if on_batch is not None:
+            on_batch(progress)
