@@ -46,6 +46,14 @@ def blocks(path_or_dir: Path, kind: str) -> list[dict[str, Any]]:
     return found
 
 
+def variables(directory: Path) -> dict[str, dict[str, Any]]:
+    """Variable name => its attributes, for the variables declared under directory."""
+    found: dict[str, dict[str, Any]] = {}
+    for block in blocks(directory, "variable"):
+        found.update(block)
+    return found
+
+
 def resources(directory: Path) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(type, name, body) of every resource under directory."""
     for block in blocks(directory, "resource"):

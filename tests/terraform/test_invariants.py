@@ -15,7 +15,6 @@ from .hcl import (
     ENVIRONMENTS,
     FUNCTIONS,
     MODULES,
-    TERRAFORM,
     USER_FACING,
     first,
     function_calls,
@@ -24,6 +23,7 @@ from .hcl import (
     resources,
     secret_refs,
     tf_files,
+    variables,
 )
 
 PLATFORMS = ("GOOGLE_ADS", "META", "LINKEDIN", "TIKTOK", "MICROSOFT")
@@ -81,9 +81,7 @@ def test_function_module_creates_its_own_service_account() -> None:
     config = first(fn["service_config"])
     assert config["service_account_email"] == "${google_service_account.this.email}"
     # No other way to hand the function someone else's account.
-    assert "service_account_email" not in {
-        next(iter(v)) for v in _variables(MODULES / "function")
-    }
+    assert "service_account_email" not in variables(MODULES / "function")
 
 
 @envs
@@ -97,15 +95,6 @@ def test_each_function_has_a_distinct_service_account(env: str) -> None:
     assert service_accounts == {
         name: f"${{module.{name}.service_account_email}}" for name in FUNCTIONS
     }
-
-
-def _variables(directory):
-    out = []
-    for f in tf_files(directory):
-        from .hcl import load
-
-        out.extend(load(f).get("variable", []))
-    return out
 
 
 # --- IAM --------------------------------------------------------------------
@@ -162,7 +151,7 @@ def test_query_and_sync_run_jobs_and_datasets_provisions(env: str) -> None:
 
 
 def test_function_module_refuses_allow_all_ingress() -> None:
-    (ingress,) = [v["ingress_settings"] for v in _variables(MODULES / "function") if "ingress_settings" in v]
+    ingress = variables(MODULES / "function")["ingress_settings"]
     condition = first(ingress["validation"])["condition"]
     assert "ALLOW_ALL" not in condition.replace("ALLOW_INTERNAL", "")
     assert "default" not in ingress
@@ -319,13 +308,15 @@ def test_cloud_armor_bans_auth_abuse_and_blocks_sqli_and_xss() -> None:
     options = first(ban["rate_limit_options"])
     assert options["enforce_on_key"] == "IP"
     assert "ban_threshold" in options
-    waf = [first(first(r["match"])["expr"])["expression"] for r in rules if r["action"] == "deny(403)"]
+    waf = [
+        first(first(r["match"])["expr"])["expression"] for r in rules if r["action"] == "deny(403)"
+    ]
     assert any("evaluatePreconfiguredWaf('sqli-v33-stable'" in e for e in waf)
     assert any("evaluatePreconfiguredWaf('xss-v33-stable'" in e for e in waf)
     for rule in rules:
         assert rule.get("preview") in (None, False)
-    prefixes = [v for v in _variables(MODULES / "edge") if "rate_limited_path_prefixes" in v]
-    assert set(prefixes[0]["rate_limited_path_prefixes"]["default"]) >= {"/auth/", "/oauth/"}
+    prefixes = variables(MODULES / "edge")["rate_limited_path_prefixes"]["default"]
+    assert {"/auth/", "/oauth/"} <= set(prefixes)
 
 
 def test_every_backend_is_behind_cloud_armor() -> None:
@@ -349,7 +340,8 @@ def test_edge_routes_only_user_facing_functions(env: str) -> None:
 @envs
 def test_sentry_dsn_goes_to_every_function(env: str) -> None:
     for name, call in function_calls(env).items():
-        assert call["secret_environment"]["SENTRY_DSN"] == '${module.secrets.ids["sentry-dsn"]}', name
+        sentry = call["secret_environment"]["SENTRY_DSN"]
+        assert sentry == '${module.secrets.ids["sentry-dsn"]}', name
 
 
 @envs

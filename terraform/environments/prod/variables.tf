@@ -11,7 +11,7 @@ variable "region" {
 
 variable "api_domain" {
   type        = string
-  description = "Domain of the API (e.g. api.dev.example.com); the edge gets a managed certificate for it."
+  description = "Domain of the API (e.g. api.cosma.example); the edge gets a managed certificate for it."
 }
 
 variable "app_url" {
