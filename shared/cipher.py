@@ -12,8 +12,9 @@ which rows still need work.
 The plaintext envelope binds the token to its connection, organization and
 purpose; decrypt rebuilds the expected envelope from the caller's row and
 compares, so a ciphertext copied to another row, another organization or
-another purpose is refused. Fernet's HMAC covers the whole envelope, and a
-changed version prefix selects a key whose HMAC fails.
+another purpose is refused. Fernet's HMAC covers the whole envelope, a
+changed version prefix selects a key whose HMAC fails, and only the canonical
+base64 of a token is accepted (Fernet alone accepts altered padding bits).
 
 Every failure raises the same `InvalidToken` with the same fixed message and
 no chained cause: no ciphertext, plaintext, key or reason ever reaches an
@@ -22,6 +23,7 @@ error, a log line or Sentry.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import re
 import time
@@ -178,7 +180,12 @@ class TokenCipher:
         try:
             version, sep, token = bytes(ciphertext).partition(b":")
             fernet = self._fernets.get(version) if sep else None
-            if fernet is not None:
+            # Fernet's base64 decoding ignores slack bits and stray characters;
+            # only the canonical encoding is accepted, so every changed byte is refused.
+            if (
+                fernet is not None
+                and base64.urlsafe_b64encode(base64.urlsafe_b64decode(token)) == token
+            ):
                 plaintext = fernet.decrypt(token)
         except (_FernetInvalid, TypeError, ValueError):
             plaintext = b""
