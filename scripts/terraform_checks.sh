@@ -58,7 +58,10 @@ elif [ -x .venv/bin/python ]; then
 else
     py=python3
 fi
-if ! "$py" scripts/iam_table.py --check; then
+if ! "$py" -c "import hcl2" 2>/dev/null; then
+    echo "$py has no python-hcl2; install the dev dependencies (make's .venv has them)" >&2
+    status=1
+elif ! "$py" scripts/iam_table.py --check; then
     status=1
 fi
 
