@@ -1,0 +1,471 @@
+# ruff: noqa: S608  (a fake SQL engine: it builds statements from the names it stores)
+"""A local HTTP server that speaks enough of the BigQuery REST API for our adapter.
+
+It records every request (method, path, query args, JSON body) and keeps state
+in an in-memory DuckDB database (one schema per dataset), so the adapter's SQL
+really runs: backtick table references become DuckDB names and `@name`
+parameters become `$name`. Jobs are answered `status.state: DONE`, query
+results `jobComplete: true` (see FACTS.md).
+
+Faults: `fail(method, path_regex, status, reason)` answers matching requests
+with a Google-style error; `fail_statement(text)` makes a script fail at the
+first statement containing `text`, after the statements before it ran (so a
+transaction's rollback is observable).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import io
+import json
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+from werkzeug.wrappers import Request, Response
+
+from tests.support.servers import Recorder, serve
+
+CREATOR = "provisioner@cosma-test.iam.gserviceaccount.com"
+_API = re.compile(r"^/bigquery/v2/projects/(?P<project>[^/]+)(?P<rest>/.*)$")
+_UPLOAD = re.compile(r"^/upload/bigquery/v2/projects/(?P<project>[^/]+)/jobs$")
+_REF = re.compile(r"`([A-Za-z0-9_-]+)\.([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)`")
+_PARAM = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
+_DUCK_TYPES = {
+    "STRING": "VARCHAR",
+    "INTEGER": "BIGINT",
+    "INT64": "BIGINT",
+    "FLOAT": "DOUBLE",
+    "FLOAT64": "DOUBLE",
+    "DATE": "DATE",
+    "TIMESTAMP": "TIMESTAMPTZ",
+    "BOOLEAN": "BOOLEAN",
+    "BOOL": "BOOLEAN",
+    "NUMERIC": "DECIMAL(38, 9)",
+}
+
+
+@dataclass
+class Fault:
+    method: str
+    path: re.Pattern[str]
+    status: int
+    reason: str
+    times: int
+
+
+class StatementFailedError(Exception):
+    pass
+
+
+def _error(status: int, reason: str, message: str = "") -> Response:
+    message = message or reason
+    body = {
+        "error": {
+            "code": status,
+            "message": message,
+            "errors": [{"reason": reason, "message": message, "domain": "global"}],
+            "status": {403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS"}.get(
+                status, "INTERNAL" if status >= 500 else "INVALID_ARGUMENT"
+            ),
+        }
+    }
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def _ok(body: Any) -> Response:
+    return Response(json.dumps(body, default=str), status=200, mimetype="application/json")
+
+
+def _bq_type(duck_type: str) -> str:
+    t = duck_type.upper()
+    if t in ("VARCHAR", "UUID"):
+        return "STRING"
+    if t.endswith("INT") or t in ("BIGINT", "HUGEINT", "INTEGER", "SMALLINT", "TINYINT"):
+        return "INTEGER"
+    if t in ("DOUBLE", "FLOAT", "REAL"):
+        return "FLOAT"
+    if t.startswith("DECIMAL"):
+        return "NUMERIC"
+    if t == "DATE":
+        return "DATE"
+    if t.startswith("TIMESTAMP"):
+        return "TIMESTAMP"
+    if t == "BOOLEAN":
+        return "BOOLEAN"
+    return "STRING"
+
+
+def _cell(value: Any, kind: str, int64_timestamps: bool) -> Any:
+    if value is None:
+        return None
+    if kind == "TIMESTAMP":
+        micros = int(value.timestamp() * 1_000_000)
+        return str(micros) if int64_timestamps else f"{micros / 1_000_000:.6f}"
+    if kind == "BOOLEAN":
+        return "true" if value else "false"
+    return str(value)
+
+
+def _param_value(ptype: dict[str, Any], pvalue: dict[str, Any]) -> Any:
+    kind = ptype["type"]
+    if kind == "ARRAY":
+        return [_param_value(ptype["arrayType"], v) for v in pvalue.get("arrayValues", [])]
+    raw = pvalue.get("value")
+    if raw is None:
+        return None
+    if kind == "INT64":
+        return int(raw)
+    if kind == "FLOAT64":
+        return float(raw)
+    if kind == "BOOL":
+        return raw == "true"
+    if kind == "NUMERIC":
+        return Decimal(raw)
+    if kind == "DATE":
+        return dt.date.fromisoformat(raw)
+    if kind == "TIMESTAMP":
+        return dt.datetime.fromisoformat(raw.replace(" ", "T"))
+    return raw
+
+
+class BigQueryServer:
+    def __init__(self, project: str = "cosma-test") -> None:
+        self.project = project
+        self.recorder = Recorder(self._handle)
+        self.lock = threading.RLock()
+        self.db = duckdb.connect(":memory:")
+        self.datasets: dict[str, dict[str, Any]] = {}
+        self.tables: dict[tuple[str, str], dict[str, Any]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.results: dict[str, tuple[list[dict[str, str]], list[tuple[Any, ...]]]] = {}
+        self.faults: list[Fault] = []
+        self.failing_statement: str | None = None
+        self.url = ""
+
+    # ------------------------------------------------------------ test helpers
+
+    @contextmanager
+    def running(self) -> Iterator[BigQueryServer]:
+        with serve(self.recorder) as url:
+            self.url = url
+            yield self
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return self.recorder.requests
+
+    def calls(self, method: str, path_regex: str) -> list[dict[str, Any]]:
+        """Recorded requests matching, with `json` holding the parsed body (if any)."""
+        found = []
+        for req in list(self.recorder.requests):
+            if req["method"] == method and re.search(path_regex, req["path"]):
+                body = req["body"]
+                try:
+                    parsed = json.loads(body) if body else None
+                except ValueError:
+                    parsed = None
+                found.append({**req, "json": parsed})
+        return found
+
+    def fail(
+        self, method: str, path_regex: str, status: int, reason: str, times: int = 1_000
+    ) -> None:
+        self.faults.append(Fault(method, re.compile(path_regex), status, reason, times))
+
+    def fail_statement(self, text: str | None) -> None:
+        self.failing_statement = text
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+        self.failing_statement = None
+
+    def rows(self, dataset_id: str, table: str = "ad_performance_daily") -> list[tuple[Any, ...]]:
+        with self.lock:
+            return self.db.execute(
+                f'select * from "{dataset_id}"."{table}" order by all'
+            ).fetchall()
+
+    # ------------------------------------------------------------ dispatch
+
+    def _handle(self, request: Request) -> Response:
+        for fault in self.faults:
+            if (
+                fault.times > 0
+                and fault.method == request.method
+                and fault.path.search(request.path)
+            ):
+                fault.times -= 1
+                return _error(fault.status, fault.reason)
+        with self.lock:
+            upload = _UPLOAD.match(request.path)
+            if upload and request.method == "POST":
+                return self._upload(request)
+            api = _API.match(request.path)
+            if not api:
+                return _error(404, "notFound", "no such API")
+            return self._route(request, api.group("rest"))
+
+    def _route(self, request: Request, rest: str) -> Response:
+        method = request.method
+        parts = [p for p in rest.split("/") if p]
+        body = request.get_json(silent=True) or {}
+        if parts == ["datasets"] and method == "POST":
+            return self._create_dataset(body)
+        if len(parts) == 2 and parts[0] == "datasets":
+            return self._dataset(request, parts[1], body)
+        if len(parts) == 3 and parts[0] == "datasets" and parts[2] == "tables" and method == "POST":
+            return self._create_table(parts[1], body)
+        if len(parts) == 4 and parts[0] == "datasets" and parts[2] == "tables":
+            return self._table(method, parts[1], parts[3])
+        if len(parts) == 5 and parts[2] == "tables" and parts[4] == "data" and method == "GET":
+            return self._table_data(request, parts[1], parts[3])
+        if parts == ["jobs"] and method == "POST":
+            return self._insert_job(body)
+        if len(parts) == 2 and parts[0] == "jobs" and method == "GET":
+            job = self.jobs.get(parts[1])
+            return _ok(job) if job else _error(404, "notFound", "no such job")
+        if len(parts) == 2 and parts[0] == "queries" and method == "GET":
+            return self._query_results(request, parts[1])
+        return _error(400, "invalid", f"unsupported {method} {rest}")
+
+    # ------------------------------------------------------------ datasets
+
+    def _create_dataset(self, body: dict[str, Any]) -> Response:
+        dataset_id = body["datasetReference"]["datasetId"]
+        if dataset_id in self.datasets:
+            return _error(409, "duplicate", "Already Exists: Dataset")
+        resource = dict(body)
+        resource.setdefault("location", "US")
+        resource.setdefault(
+            "access",
+            [
+                {"role": "WRITER", "specialGroup": "projectWriters"},
+                {"role": "OWNER", "specialGroup": "projectOwners"},
+                {"role": "OWNER", "userByEmail": CREATOR},
+                {"role": "READER", "specialGroup": "projectReaders"},
+            ],
+        )
+        resource.update(id=f"{self.project}:{dataset_id}", etag="1", kind="bigquery#dataset")
+        self.datasets[dataset_id] = resource
+        self.db.execute(f'create schema "{dataset_id}"')
+        return _ok(resource)
+
+    def _dataset(self, request: Request, dataset_id: str, body: dict[str, Any]) -> Response:
+        resource = self.datasets.get(dataset_id)
+        if resource is None:
+            return _error(404, "notFound", f"Not found: Dataset {self.project}:{dataset_id}")
+        if request.method == "GET":
+            return _ok(resource)
+        if request.method == "PATCH":
+            if_match = request.headers.get("If-Match")
+            if if_match and if_match != resource["etag"]:
+                return _error(412, "conditionNotMet", "Precondition check failed.")
+            for key, value in body.items():
+                if key == "labels":
+                    labels = {**resource.get("labels", {}), **value}
+                    resource["labels"] = {k: v for k, v in labels.items() if v is not None}
+                else:
+                    resource[key] = value
+            resource["etag"] = str(int(resource["etag"]) + 1)
+            return _ok(resource)
+        if request.method == "DELETE":
+            has_tables = any(d == dataset_id for d, _ in self.tables)
+            if has_tables and request.args.get("deleteContents") != "true":
+                return _error(400, "resourceInUse", "Dataset is still in use")
+            del self.datasets[dataset_id]
+            for key in [k for k in self.tables if k[0] == dataset_id]:
+                del self.tables[key]
+            self.db.execute(f'drop schema "{dataset_id}" cascade')
+            return Response(status=204)
+        return _error(400, "invalid", "unsupported")
+
+    # ------------------------------------------------------------ tables
+
+    def _create_table(self, dataset_id: str, body: dict[str, Any]) -> Response:
+        if dataset_id not in self.datasets:
+            return _error(404, "notFound", "Not found: Dataset")
+        table_id = body["tableReference"]["tableId"]
+        if (dataset_id, table_id) in self.tables:
+            return _error(409, "duplicate", "Already Exists: Table")
+        fields = body.get("schema", {}).get("fields", [])
+        columns = ", ".join(
+            f'"{f["name"]}" {_DUCK_TYPES[f["type"]]}'
+            + (" not null" if f.get("mode") == "REQUIRED" else "")
+            for f in fields
+        )
+        self.db.execute(f'create table "{dataset_id}"."{table_id}" ({columns})')
+        resource = dict(body, id=f"{self.project}:{dataset_id}.{table_id}", etag="1")
+        self.tables[(dataset_id, table_id)] = resource
+        return _ok(resource)
+
+    def _table(self, method: str, dataset_id: str, table_id: str) -> Response:
+        resource = self.tables.get((dataset_id, table_id))
+        if resource is None:
+            return _error(404, "notFound", "Not found: Table")
+        if method == "GET":
+            return _ok(resource)
+        if method == "DELETE":
+            del self.tables[(dataset_id, table_id)]
+            self.db.execute(f'drop table "{dataset_id}"."{table_id}"')
+            return Response(status=204)
+        return _error(400, "invalid", "unsupported")
+
+    def _table_data(self, request: Request, dataset_id: str, table_id: str) -> Response:
+        resource = self.tables.get((dataset_id, table_id))
+        if resource is None:
+            return _error(404, "notFound", "Not found: Table")
+        fields = resource["schema"]["fields"]
+        names = ", ".join(f'"{f["name"]}"' for f in fields)
+        rows = self.db.execute(f'select {names} from "{dataset_id}"."{table_id}"').fetchall()
+        int64 = request.args.get("formatOptions.useInt64Timestamp", "").lower() == "true"
+        return _ok(
+            {
+                "kind": "bigquery#tableDataList",
+                "totalRows": str(len(rows)),
+                "rows": [
+                    {
+                        "f": [
+                            {"v": _cell(v, f["type"], int64)}
+                            for v, f in zip(row, fields, strict=True)
+                        ]
+                    }
+                    for row in rows
+                ],
+            }
+        )
+
+    # ------------------------------------------------------------ jobs
+
+    def _job_resource(
+        self, job_ref: dict[str, Any], configuration: dict[str, Any]
+    ) -> dict[str, Any]:
+        job_ref = dict(job_ref)
+        job_ref.setdefault("jobId", uuid.uuid4().hex)
+        job_ref.setdefault("projectId", self.project)
+        job_ref.setdefault("location", "US")
+        return {
+            "kind": "bigquery#job",
+            "id": f"{self.project}:{job_ref['location']}.{job_ref['jobId']}",
+            "jobReference": job_ref,
+            "configuration": configuration,
+            "status": {"state": "DONE"},
+            "statistics": {"creationTime": "0", "startTime": "0", "endTime": "0"},
+        }
+
+    def _insert_job(self, body: dict[str, Any]) -> Response:
+        job = self._job_resource(body.get("jobReference", {}), body.get("configuration", {}))
+        query = job["configuration"].get("query")
+        if query is None:
+            return _error(400, "invalid", "only query jobs are inserted here")
+        try:
+            schema, rows = self._run_script(query["query"], query.get("queryParameters", []))
+        except (duckdb.Error, StatementFailedError) as exc:
+            job["status"] = {
+                "state": "DONE",
+                "errorResult": {"reason": "invalidQuery", "message": str(exc).splitlines()[0]},
+                "errors": [{"reason": "invalidQuery", "message": "statement failed"}],
+            }
+            schema, rows = [], []
+        job["statistics"]["query"] = {"totalBytesProcessed": str(1024 * len(rows))}
+        job["statistics"]["totalBytesProcessed"] = str(1024 * len(rows))
+        self.jobs[job["jobReference"]["jobId"]] = job
+        self.results[job["jobReference"]["jobId"]] = (schema, rows)
+        return _ok(job)
+
+    def _run_script(
+        self, sql: str, parameters: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, str]], list[tuple[Any, ...]]]:
+        values = {
+            p["name"]: _param_value(p["parameterType"], p["parameterValue"]) for p in parameters
+        }
+        translated = _REF.sub(lambda m: f'"{m.group(2)}"."{m.group(3)}"', sql)
+        statements = [s.strip() for s in translated.split(";") if s.strip()]
+        schema: list[dict[str, str]] = []
+        rows: list[tuple[Any, ...]] = []
+        in_transaction = False
+        try:
+            for statement in statements:
+                if self.failing_statement and self.failing_statement in statement:
+                    raise StatementFailedError("injected failure")
+                used = {name: values[name] for name in _PARAM.findall(statement)}
+                cursor = self.db.execute(_PARAM.sub(r"$\1", statement), used or None)
+                upper = statement.upper()
+                if upper.startswith("BEGIN"):
+                    in_transaction = True
+                elif upper.startswith("COMMIT"):
+                    in_transaction = False
+                if cursor.description and upper.lstrip("( ").startswith(("SELECT", "WITH")):
+                    schema = [
+                        {"name": d[0], "type": _bq_type(str(d[1]))} for d in cursor.description
+                    ]
+                    rows = cursor.fetchall()
+        except Exception:
+            if in_transaction:
+                self.db.execute("rollback")
+            raise
+        return schema, rows
+
+    def _query_results(self, request: Request, job_id: str) -> Response:
+        if job_id not in self.jobs:
+            return _error(404, "notFound", "no such job")
+        job = self.jobs[job_id]
+        error = job["status"].get("errorResult")
+        if error:
+            return _error(400, error["reason"], error["message"])
+        schema, rows = self.results[job_id]
+        int64 = request.args.get("formatOptions.useInt64Timestamp", "").lower() == "true"
+        return _ok(
+            {
+                "kind": "bigquery#getQueryResultsResponse",
+                "jobReference": job["jobReference"],
+                "jobComplete": True,
+                "schema": {"fields": schema},
+                "totalRows": str(len(rows)),
+                "totalBytesProcessed": job["statistics"]["query"]["totalBytesProcessed"],
+                "rows": [
+                    {
+                        "f": [
+                            {"v": _cell(v, f["type"], int64)}
+                            for v, f in zip(row, schema, strict=True)
+                        ]
+                    }
+                    for row in rows
+                ],
+            }
+        )
+
+    def _upload(self, request: Request) -> Response:
+        """A multipart load job: JSON metadata, then the Parquet bytes."""
+        raw = (
+            f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode() + request.get_data()
+        )
+        message = email.message_from_bytes(raw, policy=email.policy.HTTP)
+        parts = list(message.iter_parts())  # type: ignore[attr-defined]
+        metadata = json.loads(parts[0].get_payload(decode=True))
+        data = parts[1].get_payload(decode=True)
+        job = self._job_resource(metadata.get("jobReference", {}), metadata["configuration"])
+        load = metadata["configuration"]["load"]
+        dest = load["destinationTable"]
+        key = (dest["datasetId"], dest["tableId"])
+        if key not in self.tables:
+            return _error(404, "notFound", "Not found: Table")
+        table = pq.read_table(io.BytesIO(data))
+        name = f'"{key[0]}"."{key[1]}"'
+        if load.get("writeDisposition") == "WRITE_TRUNCATE":
+            self.db.execute(f"delete from {name}")
+        self.db.register("_upload", table)
+        self.db.execute(f"insert into {name} by name select * from _upload")
+        self.db.unregister("_upload")
+        job["statistics"]["load"] = {"outputRows": str(table.num_rows)}
+        self.jobs[job["jobReference"]["jobId"]] = job
+        return _ok(job)
