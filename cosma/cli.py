@@ -1,8 +1,9 @@
 """The `cosma` command: run the system locally and operate it.
 
-    cosma serve            embedded Postgres + migrations + every function on :8080
-    cosma migrate          apply migrations to DATABASE_URL (an administrative URL)
-    cosma audit-verify     recompute the audit hash chains, name the first broken link
+cosma serve            embedded Postgres + migrations + every function on :8080
+cosma migrate          apply migrations to DATABASE_URL (an administrative URL)
+cosma audit-verify     recompute the audit hash chains, name the first broken link
+cosma dev-token        mint a local session token (upserts org, member, assignments)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from shared import logs
@@ -62,13 +63,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings = local_settings(db.app_url, db.worker_url, home)
         runtime = Runtime(settings)
-        app = LocalServer(runtime)
+        from cosma.issuer import LocalIssuer
+
+        # The local identity provider: its JWKS is what CLERK_JWKS_URL names locally.
+        app = LocalServer(runtime, extra=[LocalIssuer.load_or_create(home).router()])
         server = make_server(args.host, args.port, app, threaded=True)
         base = f"http://{args.host}:{args.port}"
         print(
             f"\ncosma: serving every function on {base}\n"
             f"  curl {base}/healthz\n"
             f"  curl -i {base}/no-such-path      # a problem+json 404\n"
+            "  TOKEN=$(cosma dev-token --user u1 --org o1 --role admin)\n"
+            f'  curl -H "Authorization: Bearer $TOKEN" {base}/auth/session\n'
             "Ctrl-C stops the server and the embedded Postgres.\n",
             flush=True,
         )
@@ -125,6 +131,71 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_dev_token(args: argparse.Namespace) -> int:
+    """Upsert the organization, member and assignments locally; print a token."""
+    import psycopg
+
+    from cosma import localdb
+    from cosma.issuer import LocalIssuer
+    from shared import migrate
+
+    home = state_dir()
+    home.mkdir(parents=True, exist_ok=True)
+    # Not `localdb.prepare`: it resets the app roles' passwords, which would cut
+    # off a `cosma serve` already running against a password-authenticated server.
+    admin_url = os.environ.get("DATABASE_URL", "")
+    stop: Callable[[], None] = lambda: None  # noqa: E731
+    if not admin_url:
+        admin_url, stop = localdb.start_embedded(home / "pg")
+    try:
+        localdb.create_database(admin_url, "cosma")
+        url = localdb.with_database(admin_url, "cosma")
+        migrate.apply(url)
+        clients = list(args.client)
+        with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+            conn.execute(
+                "insert into organizations (id, name) values (%s, %s) on conflict (id) do nothing",
+                (args.org, args.org),
+            )
+            conn.execute(
+                "insert into members (org_id, user_id, role) values (%s, %s, %s)"
+                " on conflict (org_id, user_id) do update set role = excluded.role",
+                (args.org, args.user, args.role),
+            )
+            for name in args.create_client:
+                row = conn.execute(
+                    "insert into clients (org_id, name) values (%s, %s) returning id::text",
+                    (args.org, name),
+                ).fetchone()
+                if row is None:  # an insert ... returning always gives a row
+                    raise RuntimeError("client insert returned nothing")
+                print(f"client {name}: {row[0]}", file=sys.stderr)
+                clients.append(row[0])
+            for client_id in clients:
+                conn.execute(
+                    "insert into client_assignments (org_id, client_id, user_id)"
+                    " values (%s, %s, %s) on conflict do nothing",
+                    (args.org, client_id, args.user),
+                )
+    except psycopg.Error as exc:
+        print(f"dev-token: {type(exc).__name__}: {exc.diag.message_primary}", file=sys.stderr)
+        return 2
+    finally:
+        stop()
+    settings = local_settings("", "", home)
+    issuer = LocalIssuer.load_or_create(home)
+    token = issuer.mint(
+        user_id=args.user,
+        org_id=args.org,
+        role=args.role,
+        issuer=settings.clerk_issuer,
+        azp=settings.allowed_origins[0],
+        ttl=args.ttl,
+    )
+    print(token)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cosma", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +208,20 @@ def build_parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("audit-verify", help="verify the audit hash chains")
     ver.add_argument("--org", default=None, help="only this organization")
     ver.set_defaults(func=cmd_audit_verify)
+    tok = sub.add_parser("dev-token", help="print a local session token for a member")
+    tok.add_argument("--user", required=True, help="user id, e.g. u1")
+    tok.add_argument("--org", required=True, help="organization id, e.g. o1")
+    tok.add_argument("--role", choices=("admin", "editor", "viewer"), default="admin")
+    tok.add_argument("--client", action="append", default=[], help="assign this client id")
+    tok.add_argument(
+        "--create-client",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="create a client, assign it, print its id on stderr",
+    )
+    tok.add_argument("--ttl", type=int, default=3600, help="token lifetime in seconds")
+    tok.set_defaults(func=cmd_dev_token)
     return parser
 
 
