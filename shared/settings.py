@@ -47,6 +47,9 @@ class Settings:
     bigquery_endpoint: str = ""
     bq_query_sa: str = ""
     bq_sync_sa: str = ""
+    bq_retry_deadline_s: float = 30.0
+    # Client exports (erasure requests); a GCS bucket in the cloud, a local folder here.
+    export_dir: Path | None = None
     bytes_billed_cap: int = 10 * 1024**3
     query_timeout_s: float = 30.0
     # Sync trigger (Cloud Scheduler OIDC).
@@ -100,6 +103,8 @@ class Settings:
             "bigquery_endpoint": get("BIGQUERY_ENDPOINT"),
             "bq_query_sa": get("BQ_QUERY_SA"),
             "bq_sync_sa": get("BQ_SYNC_SA"),
+            "bq_retry_deadline_s": float(get("BQ_RETRY_DEADLINE_S", "30")),
+            "export_dir": path("COSMA_EXPORT_DIR"),
             "bytes_billed_cap": int(get("COSMA_BYTES_BILLED_CAP", str(10 * 1024**3))),
             "query_timeout_s": float(get("COSMA_QUERY_TIMEOUT_S", "30")),
             "sync_audience": get("SYNC_AUDIENCE"),
