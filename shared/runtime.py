@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from shared.db import Database
     from shared.http import Context
     from shared.principal import Principal
+    from shared.warehouse import Warehouse
     from shared.secrets import Secrets
 
 log = logging.getLogger("cosma.runtime")
@@ -49,6 +50,24 @@ class Runtime:
         return Database(
             self.settings.worker_database_url, max_size=self.settings.db_pool_max, name="worker"
         )
+
+    @cached_property
+    def warehouse(self) -> Warehouse:
+        """The configured warehouse; google.cloud.bigquery loads only for BigQuery."""
+        settings = self.settings
+        if settings.warehouse == "bigquery":
+            from shared.warehouse.bigquery import BigQueryWarehouse
+
+            return BigQueryWarehouse(
+                settings.gcp_project,
+                endpoint=settings.bigquery_endpoint,
+                retry_deadline_s=settings.bq_retry_deadline_s,
+            )
+        from pathlib import Path
+
+        from shared.warehouse.duckdb import DuckDBWarehouse
+
+        return DuckDBWarehouse(settings.warehouse_dir or Path(".cosma/warehouse"))
 
     @cached_property
     def secrets(self) -> Secrets:
@@ -104,7 +123,7 @@ class Runtime:
         ctx.audited = True
 
     def close(self) -> None:
-        for name in ("db", "worker_db"):
+        for name in ("db", "worker_db", "warehouse"):
             adapter: Any = self.__dict__.get(name)
             if adapter is not None:
                 adapter.close()
