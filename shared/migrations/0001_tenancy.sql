@@ -18,14 +18,21 @@ language sql stable parallel safe as $$
   select coalesce(nullif(current_setting('request.jwt.claims', true), ''), '{}')::jsonb
 $$;
 
+-- PL/pgSQL parses the claims once per call; the SQL form parsed them twice.
 create function app.user_id() returns text
-language sql stable parallel safe as $$
-  select app.claims() ->> 'sub'
+language plpgsql stable parallel safe as $$
+begin
+  return nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub';
+end
 $$;
 
 create function app.org_id() returns text
-language sql stable parallel safe as $$
-  select coalesce(app.claims() -> 'o' ->> 'id', app.claims() ->> 'org_id')
+language plpgsql stable parallel safe as $$
+declare
+  c jsonb := nullif(current_setting('request.jwt.claims', true), '')::jsonb;
+begin
+  return coalesce(c -> 'o' ->> 'id', c ->> 'org_id');
+end
 $$;
 
 -- ---------------------------------------------------------------- tables
@@ -167,18 +174,32 @@ create table public.audit_log (
 -- ---------------------------------------------------------------- helpers
 -- Security definer: they read members and assignments regardless of the
 -- caller's visibility, but only for the caller's own (user, organization).
+-- PL/pgSQL rather than SQL: a security-definer SQL function cannot be inlined
+-- and would be planned on every call; PL/pgSQL keeps its plan per session.
 
 create function app.member_role() returns text
-language sql stable security definer set search_path = pg_catalog, public as $$
-  select m.role from public.members m
-  where m.org_id = app.org_id() and m.user_id = app.user_id()
+language plpgsql stable security definer set search_path = pg_catalog, public as $$
+declare
+  c jsonb := nullif(current_setting('request.jwt.claims', true), '')::jsonb;
+  result text;
+begin
+  select m.role into result from public.members m
+  where m.org_id = coalesce(c -> 'o' ->> 'id', c ->> 'org_id') and m.user_id = c ->> 'sub';
+  return result;
+end
 $$;
 
 create function app.assigned_clients() returns uuid[]
-language sql stable security definer set search_path = pg_catalog, public as $$
-  select coalesce(array_agg(a.client_id), '{}')
+language plpgsql stable security definer set search_path = pg_catalog, public as $$
+declare
+  c jsonb := nullif(current_setting('request.jwt.claims', true), '')::jsonb;
+  result uuid[];
+begin
+  select coalesce(array_agg(a.client_id), '{}') into result
   from public.client_assignments a
-  where a.org_id = app.org_id() and a.user_id = app.user_id()
+  where a.org_id = coalesce(c -> 'o' ->> 'id', c ->> 'org_id') and a.user_id = c ->> 'sub';
+  return result;
+end
 $$;
 
 revoke all on function app.member_role(), app.assigned_clients() from public;
