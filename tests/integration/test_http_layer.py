@@ -77,9 +77,10 @@ def _public_pem() -> str:
 
 
 @pytest.fixture(scope="module")
-def http() -> Client:
+def http(settings: Settings) -> Client:
+    # The real database: the request hooks (rate limits) use it.
     runtime = Runtime(
-        Settings(
+        settings.with_changes(
             allowed_origins=(ORIGIN,),
             max_body_bytes=1024,
             clerk_issuer="https://clerk.cosma.test",
@@ -242,8 +243,8 @@ def test_cors_preflight_disallowed(http: Client) -> None:
     assert "Access-Control-Allow-Methods" not in r.headers
 
 
-def test_never_wildcard_origin() -> None:
-    runtime = Runtime(Settings(allowed_origins=("*",)))
+def test_never_wildcard_origin(settings: Settings) -> None:
+    runtime = Runtime(settings.with_changes(allowed_origins=("*",)))
     router = build_router()
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
