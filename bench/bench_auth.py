@@ -22,6 +22,7 @@ from pathlib import Path
 import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cosma import localdb
 from cosma.issuer import LocalIssuer
@@ -87,8 +88,9 @@ def _measure(db: localdb.LocalDatabase) -> list[str]:
     fresh = [mint(*pairs[i % USERS]) for i in range(fresh_needed)]
 
     database = Database(db.app_url, max_size=2)
-    verifier = ClerkVerifier(issuer=ISSUER, authorized_parties=[AZP], jwks_url="")
-    verifier._static_key = public  # networkless, as with CLERK_JWT_KEY
+    pem = public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    # Networkless, as with CLERK_JWT_KEY.
+    verifier = ClerkVerifier(issuer=ISSUER, authorized_parties=[AZP], jwt_key=pem)
     auth = Authenticator(verifier, database)
     try:
         for token in repeated:  # warm: every user seen once, memberships cached
