@@ -1,13 +1,99 @@
-"""Cloud Function `datasets`."""
+"""Cloud Function `datasets`: one isolated warehouse dataset per client per platform.
+
+    POST   /datasets                      provision (admin; idempotent)
+    GET    /datasets?client_id=           the client's datasets (anyone who sees the client)
+    DELETE /datasets/{client_id}/{platform}  drop one dataset and its rows (admin)
+    DELETE /clients/{client_id}           erase the client: datasets, tokens, rows (admin)
+    POST   /clients/{client_id}/export    the client's rows as Parquet files (admin)
+
+Handlers parse, make one call into `shared.provisioning` inside the caller's
+transaction (which authorizes before any warehouse call) and respond.
+"""
 
 from __future__ import annotations
 
+import uuid
+from typing import Literal
+
 import functions_framework
+from pydantic import BaseModel, ConfigDict
 from werkzeug.wrappers import Request, Response
 
-from shared.http import Router
+from shared import provisioning
+from shared.http import Context, Router, json_response, validate
 
 router = Router("datasets")
+
+Platform = Literal["google_ads", "meta", "linkedin", "tiktok", "microsoft", "sandbox"]
+
+
+class ProvisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    client_id: uuid.UUID
+    platform: Platform
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    client_id: uuid.UUID
+
+
+class DropPath(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    client_id: uuid.UUID
+    platform: Platform
+
+
+@router.route("POST", "/datasets", action="datasets.provision", body=ProvisionRequest)
+def provision(ctx: Context) -> Response:
+    """Provision the dataset of a client and platform."""
+    principal = ctx.principal()
+    body: ProvisionRequest = ctx.body()
+    with ctx.tenant() as tx:
+        record = provisioning.provision(
+            ctx.runtime, tx, principal, str(body.client_id), body.platform
+        )
+        tx.audit(resource=f"/datasets/{record.client_id}/{record.platform}")
+    return json_response(record.public())
+
+
+@router.route("GET", "/datasets", action="datasets.list", query=ListQuery)
+def list_datasets(ctx: Context) -> Response:
+    """List the datasets of a client."""
+    principal = ctx.principal()
+    query: ListQuery = ctx.query()
+    with ctx.tenant() as tx:
+        records = provisioning.list_datasets(tx, principal, str(query.client_id))
+        tx.audit(resource=f"/datasets?client_id={query.client_id}")
+    return json_response({"datasets": [r.public() for r in records]})
+
+
+@router.route("DELETE", "/datasets/{client_id}/{platform}", action="datasets.drop")
+def drop(ctx: Context, client_id: str, platform: str) -> Response:
+    """Drop the dataset of a client and platform, with its rows."""
+    principal = ctx.principal()
+    path = validate(DropPath, {"client_id": client_id, "platform": platform})
+    with ctx.tenant() as tx:
+        provisioning.drop(ctx.runtime, tx, principal, str(path.client_id), path.platform)
+        tx.audit(resource=f"/datasets/{path.client_id}/{path.platform}")
+    return Response(status=204)
+
+
+@router.route("DELETE", "/clients/{client_id}", action="clients.erase")
+def erase(ctx: Context, client_id: str) -> Response:
+    """Erase a client: its datasets, its tokens and its rows; the audit trail stays."""
+    with ctx.tenant() as tx:
+        erasure = provisioning.erase_client(ctx.runtime, tx, ctx.principal(), client_id)
+    return json_response(erasure.public())
+
+
+@router.route("POST", "/clients/{client_id}/export", action="clients.export")
+def export(ctx: Context, client_id: str) -> Response:
+    """Export a client's rows as Parquet files."""
+    with ctx.tenant() as tx:
+        files = provisioning.export_client(ctx.runtime, tx, ctx.principal(), client_id)
+        tx.audit(resource=f"/clients/{client_id}/export", detail=f"files={len(files)}")
+    return json_response({"files": [f.name for f in files]})
 
 
 @functions_framework.http
