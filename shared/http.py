@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from werkzeug.wrappers import Request, Response
 
-from shared import errors, logs
+from shared import errors, logs, observability
 
 if TYPE_CHECKING:
     from shared.principal import Principal
@@ -304,6 +304,7 @@ class Router:
             return problem_response(exc, request_id, request.path)
         except Exception:
             log.exception("unhandled error")
+            observability.capture_exception(request_id=request_id, function=self.function)
             if ctx is not None:
                 try:
                     runtime.after_request(ctx, 500)

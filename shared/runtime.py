@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from shared.http import Context
     from shared.principal import Principal
     from shared.warehouse import Warehouse
+    from shared.ratelimit import RateLimiter
     from shared.secrets import Secrets
 
 log = logging.getLogger("cosma.runtime")
@@ -89,18 +90,48 @@ class Runtime:
 
         return Authenticator.from_settings(self.settings, self.db, clock=self.clock)
 
+    @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        from shared.ratelimit import RateLimiter
+
+        return RateLimiter.from_settings(self.settings, self.db)
+
+    @cached_property
+    def sentry_enabled(self) -> bool:
+        """Sentry, initialised once on the first request, only when a DSN is configured
+        (no DSN: `sentry_sdk` is never imported)."""
+        if not (self.settings.sentry_dsn or self.settings.sentry_dsn_secret):
+            return False
+        from shared import observability
+
+        return observability.init_sentry(self.settings, lambda: self.secrets)
+
     # ------------------------------------------------------------ request hooks
 
     def authenticate(self, authorization: str, client_ip: str = "") -> Principal:
         """Verify the bearer token and resolve the principal from our tables."""
         authenticator = getattr(self, "authenticator", None)
-        if authenticator is None:
-            raise errors.Unauthorized()
-        principal: Principal = authenticator.authenticate(authorization, client_ip=client_ip)
+        try:
+            if authenticator is None:
+                raise errors.Unauthorized()
+            principal: Principal = authenticator.authenticate(authorization, client_ip=client_ip)
+        except (errors.Unauthorized, errors.Forbidden):
+            # A refused token counts against the client IP (no header was
+            # already counted in before_request); over the limit it becomes a 429.
+            if authorization.strip():
+                self.rate_limiter.failed_authentication(client_ip)
+            raise
+        self.rate_limiter.authenticated(principal)
         return principal
 
     def before_request(self, ctx: Context) -> None:
-        """Runs after routing, before the handler (rate limits hook in here)."""
+        """Runs after routing, before the handler: Sentry on first use, rate limits."""
+        self.sentry_enabled  # noqa: B018 (initialises once)
+        from shared.http import client_ip
+
+        self.rate_limiter.admit(
+            ctx.request.path, client_ip(ctx.request), ctx.request.headers.get("Authorization", "")
+        )
 
     def after_request(self, ctx: Context, status: int) -> None:
         """Every audited route leaves exactly one record, whatever happened."""

@@ -58,12 +58,17 @@ class Settings:
     google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     # Observability.
     sentry_dsn: str = ""
+    # Or the name of the secret holding the DSN (the secrets port reads it).
+    sentry_dsn_secret: str = ""
     release: str = ""
     log_level: str = "INFO"
     # Per-platform overrides: client ids and base URLs (tests point them at loopback).
     platform_client_ids: Mapping[str, str] = field(default_factory=dict)
     platform_base_urls: Mapping[str, str] = field(default_factory=dict)
     db_pool_max: int = 4
+    # Rate limits, "<rate>/<seconds>s[:<burst>]" (see shared.ratelimit); "" turns one off.
+    rate_limit_ip: str = "60/60s:30"
+    rate_limit_user: str = "1200/60s:200"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -113,11 +118,14 @@ class Settings:
                 "GOOGLE_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs"
             ),
             "sentry_dsn": get("SENTRY_DSN"),
+            "sentry_dsn_secret": get("SENTRY_DSN_SECRET"),
             "release": get("COSMA_RELEASE"),
             "log_level": get("COSMA_LOG_LEVEL", "INFO"),
             "platform_client_ids": client_ids,
             "platform_base_urls": base_urls,
             "db_pool_max": int(get("COSMA_DB_POOL_MAX", "4")),
+            "rate_limit_ip": get("COSMA_RATE_LIMIT_IP", "60/60s:30"),
+            "rate_limit_user": get("COSMA_RATE_LIMIT_USER", "1200/60s:200"),
         }
         return cls(**values)
 
