@@ -4,6 +4,8 @@ cosma serve            embedded Postgres + migrations + every function on :8080
 cosma migrate          apply migrations to DATABASE_URL (an administrative URL)
 cosma audit-verify     recompute the audit hash chains, name the first broken link
 cosma dev-token        mint a local session token (upserts org, member, assignments)
+cosma rotate-keys      add a key version and re-encrypt every stored token with it
+cosma keys-check       count tokens per key version; non-zero exit while any is on an old one
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings = local_settings(db.app_url, db.worker_url, home)
         runtime = Runtime(settings)
+        # First run creates the local key directory (0700) and its first key (0600).
+        newest = runtime.secrets.keyring()[0][0]
+        print(f"cosma: token key version {newest} in {settings.keyring_dir}", flush=True)
         from cosma.issuer import LocalIssuer
 
         # The local identity provider: its JWKS is what CLERK_JWKS_URL names locally.
@@ -196,6 +201,111 @@ def cmd_dev_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker_settings() -> tuple[Settings, Callable[[], None]]:
+    """Settings for a job on the worker role: the environment when it names the
+    worker database (the cloud job), else the local embedded database."""
+    if os.environ.get("WORKER_DATABASE_URL"):
+        return Settings.from_env(), lambda: None
+    if os.environ.get("DATABASE_URL"):
+        raise SystemExit("WORKER_DATABASE_URL (the worker role's URL) is required")
+    from cosma import localdb
+    from shared import migrate
+
+    home = state_dir()
+    home.mkdir(parents=True, exist_ok=True)
+    # Not `localdb.prepare`: it resets role passwords under a running `cosma serve`.
+    admin_url, stop = localdb.start_embedded(home / "pg")
+    try:
+        localdb.create_database(admin_url, "cosma")
+        url = localdb.with_database(admin_url, "cosma")
+        migrate.apply(url)
+    except BaseException:
+        stop()
+        raise
+    # The embedded server trusts its unix socket; the role, not a password, matters.
+    worker_url = localdb.with_user(url, migrate.WORKER, "")
+    return local_settings("", worker_url, home), stop
+
+
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    from shared import rotation
+    from shared.runtime import Runtime
+
+    settings, stop = _worker_settings()
+    runtime = Runtime(settings)
+    try:
+        if not args.no_new_key:
+            add_key_version = getattr(runtime.secrets, "add_key_version", None)
+            if add_key_version is None:
+                print(
+                    "this keyring is managed in Secret Manager: add a version of the keyring"
+                    " secret, mount it, then run `cosma rotate-keys --no-new-key`",
+                    file=sys.stderr,
+                )
+                return 2
+            print(f"added key version {add_key_version()}", flush=True)
+        cipher = runtime.cipher
+
+        def show(p: rotation.Progress) -> None:
+            share = 100.0 * p.rotated / p.total if p.total else 100.0
+            print(
+                f"rotated {p.rotated}/{p.total} ({share:.1f}%) to key version"
+                f" {p.newest_version}, {p.rate:,.0f} tokens/s",
+                flush=True,
+            )
+
+        result = rotation.rotate(
+            runtime.worker_db, cipher, batch_size=args.batch_size, on_batch=show
+        )
+    finally:
+        runtime.close()
+        stop()
+    print(
+        f"done: {result.rotated} re-encrypted in {result.seconds:.2f}s,"
+        f" {result.remaining} still on an old version",
+        flush=True,
+    )
+    for connection_id in result.failed:
+        print(f"unreadable token, left as is: connection {connection_id}", file=sys.stderr)
+    if result.remaining:
+        print("rerun `cosma rotate-keys --no-new-key` to finish", file=sys.stderr)
+    return 0 if result.remaining == 0 else 1
+
+
+def cmd_keys_check(args: argparse.Namespace) -> int:
+    from shared import rotation
+    from shared.runtime import Runtime
+
+    settings, stop = _worker_settings()
+    runtime = Runtime(settings)
+    try:
+        versions = [v for v, _ in runtime.secrets.keyring()]
+        counts = rotation.census(runtime.worker_db)
+    finally:
+        runtime.close()
+        stop()
+    newest = versions[0]
+    print("tokens per key version:")
+    for version in [*versions, *sorted(set(counts) - set(versions))]:
+        label = {newest: " (newest)"}.get(version, "" if version in versions else " (unknown)")
+        print(f"  {version or '(none)'}{label}: {counts.get(version, 0)}")
+    stale = {v: n for v, n in counts.items() if v != newest and n}
+    if stale:
+        print(f"{sum(stale.values())} token(s) on an old version: `cosma rotate-keys --no-new-key`")
+        return 1
+    for version in versions[1:]:
+        if args.retire:
+            retire = getattr(runtime.secrets, "retire_key_version", None)
+            if retire is None:
+                print(f"version {version}: disable it in Secret Manager")
+                continue
+            retire(version)
+            print(f"version {version}: retired")
+        else:
+            print(f"version {version} holds no token: it can be retired (--retire)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cosma", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -222,6 +332,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tok.add_argument("--ttl", type=int, default=3600, help="token lifetime in seconds")
     tok.set_defaults(func=cmd_dev_token)
+    rot = sub.add_parser("rotate-keys", help="re-encrypt every stored token with a new key")
+    rot.add_argument(
+        "--no-new-key", action="store_true", help="re-encrypt to the newest existing version"
+    )
+    rot.add_argument("--batch-size", type=int, default=500, help="rows per transaction")
+    rot.set_defaults(func=cmd_rotate_keys)
+    chk = sub.add_parser("keys-check", help="count tokens per key version")
+    chk.add_argument(
+        "--retire", action="store_true", help="delete old local key versions no token uses"
+    )
+    chk.set_defaults(func=cmd_keys_check)
     return parser
 
 
