@@ -40,6 +40,8 @@ _API = re.compile(r"^/bigquery/v2/projects/(?P<project>[^/]+)(?P<rest>/.*)$")
 _UPLOAD = re.compile(r"^/upload/bigquery/v2/projects/(?P<project>[^/]+)/jobs$")
 _REF = re.compile(r"`([A-Za-z0-9_-]+)\.([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)`")
 _PARAM = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
+# GoogleSQL's `x IN UNNEST(@array)` is DuckDB's `x = ANY(@array)`.
+_IN_UNNEST = re.compile(r"\bin\s+unnest\s*\(\s*(@[A-Za-z_][A-Za-z0-9_]*)\s*\)", re.IGNORECASE)
 _DUCK_TYPES = {
     "STRING": "VARCHAR",
     "INTEGER": "BIGINT",
@@ -370,10 +372,12 @@ class BigQueryServer:
         try:
             schema, rows = self._run_script(query["query"], query.get("queryParameters", []))
         except (duckdb.Error, StatementFailedError) as exc:
+            # A missing table or dataset is BigQuery's notFound (404); the rest invalidQuery.
+            reason = "notFound" if isinstance(exc, duckdb.CatalogException) else "invalidQuery"
             job["status"] = {
                 "state": "DONE",
-                "errorResult": {"reason": "invalidQuery", "message": str(exc).splitlines()[0]},
-                "errors": [{"reason": "invalidQuery", "message": "statement failed"}],
+                "errorResult": {"reason": reason, "message": str(exc).splitlines()[0]},
+                "errors": [{"reason": reason, "message": "statement failed"}],
             }
             schema, rows = [], []
         job["statistics"]["query"] = {"totalBytesProcessed": str(1024 * len(rows))}
@@ -389,6 +393,7 @@ class BigQueryServer:
             p["name"]: _param_value(p["parameterType"], p["parameterValue"]) for p in parameters
         }
         translated = _REF.sub(lambda m: f'"{m.group(2)}"."{m.group(3)}"', sql)
+        translated = _IN_UNNEST.sub(r"= any(\1)", translated)
         statements = [s.strip() for s in translated.split(";") if s.strip()]
         schema: list[dict[str, str]] = []
         rows: list[tuple[Any, ...]] = []
@@ -421,7 +426,8 @@ class BigQueryServer:
         job = self.jobs[job_id]
         error = job["status"].get("errorResult")
         if error:
-            return _error(400, error["reason"], error["message"])
+            status = 404 if error["reason"] == "notFound" else 400
+            return _error(status, error["reason"], error["message"])
         schema, rows = self.results[job_id]
         int64 = request.args.get("formatOptions.useInt64Timestamp", "").lower() == "true"
         return _ok(

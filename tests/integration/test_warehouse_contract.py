@@ -1,0 +1,292 @@
+# ruff: noqa: S608  (the SQL is built from table_ref and parameter markers only)
+"""One contract, two adapters: DuckDB on files, BigQuery through the real client
+against the local BigQuery server (whose state is an in-memory DuckDB, so the
+adapter's SQL really runs)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from shared import errors
+from shared.warehouse import DatasetSpec, QueryParam, Warehouse, dataset_id_for
+from shared.warehouse.bigquery import BigQueryWarehouse
+from shared.warehouse.duckdb import DuckDBWarehouse
+from tests.support.bigquery_server import BigQueryServer
+from tests.support.warehouse import daily_rows, days
+
+JAN = dt.date(2024, 1, 1)
+
+
+class FailingInsertDuckDB(DuckDBWarehouse):
+    """Fails after the DELETE ran, inside the transaction (a crash mid-load)."""
+
+    fail = False
+
+    def _insert(self, conn: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+        super()._insert(conn, rows)
+        if self.fail:
+            raise duckdb.IOException("disk went away")
+
+
+class Subject:
+    def __init__(self, warehouse: Warehouse, break_insert: Callable[[bool], None]) -> None:
+        self.warehouse = warehouse
+        self.break_insert = break_insert
+
+    def p(self, name: str) -> str:
+        return f"@{name}" if self.warehouse.dialect == "bigquery" else f"${name}"
+
+
+@pytest.fixture(scope="module")
+def bq_server() -> Iterator[BigQueryServer]:
+    server = BigQueryServer()
+    with server.running():
+        yield server
+
+
+@pytest.fixture(params=["duckdb", "bigquery"])
+def subject(
+    request: pytest.FixtureRequest, tmp_path: Path, bq_server: BigQueryServer
+) -> Iterator[Subject]:
+    if request.param == "duckdb":
+        duck = FailingInsertDuckDB(tmp_path / "warehouse")
+
+        def break_duck(on: bool) -> None:
+            duck.fail = on
+
+        yield Subject(duck, break_duck)
+        return
+    bq_server.clear_faults()
+    bq = BigQueryWarehouse("cosma-test", endpoint=bq_server.url, retry_deadline_s=0.5)
+
+    def break_bq(on: bool) -> None:
+        bq_server.fail_statement("INSERT INTO" if on else None)
+
+    yield Subject(bq, break_bq)
+    bq_server.clear_faults()
+    bq.close()
+
+
+def new_dataset(subject: Subject, location: str = "US", platform: str = "meta") -> str:
+    dataset_id = dataset_id_for("test", str(uuid.uuid4()), platform)
+    subject.warehouse.ensure_dataset(
+        DatasetSpec(dataset_id, location, {"env": "test"}, ("q@sa.test",), ("s@sa.test",))
+    )
+    return dataset_id
+
+
+def run(subject: Subject, sql: str, params: Any, datasets: list[str], location: str = "US") -> Any:
+    return subject.warehouse.query(
+        sql,
+        params,
+        location=location,
+        labels={"cosma_test": "contract"},
+        max_bytes_billed=10**9,
+        timeout_s=10,
+        datasets=datasets,
+    )
+
+
+def slice_totals(subject: Subject, dataset_id: str, account: str) -> list[tuple[Any, ...]]:
+    wh = subject.warehouse
+    result = run(
+        subject,
+        f"select date, sum(clicks) as clicks, count(*) as n from {wh.table_ref(dataset_id)}"
+        f" where account_id = {subject.p('account')} group by date order by date",
+        {"account": account},
+        [dataset_id],
+    )
+    return [tuple(r) for r in result.rows]
+
+
+def test_ensure_dataset_is_idempotent(subject: Subject) -> None:
+    dataset_id = new_dataset(subject)
+    spec = DatasetSpec(dataset_id, "US", {"env": "test"}, ("q@sa.test",), ("s@sa.test",))
+    subject.warehouse.ensure_dataset(spec)
+    subject.warehouse.ensure_dataset(spec)
+    assert slice_totals(subject, dataset_id, "acct") == []
+
+
+def test_a_dataset_never_changes_location(subject: Subject) -> None:
+    dataset_id = new_dataset(subject, "US")
+    with pytest.raises(errors.Conflict):
+        subject.warehouse.ensure_dataset(DatasetSpec(dataset_id, "EU"))
+
+
+def test_replace_slice_replaces_only_that_slice(subject: Subject) -> None:
+    wh = subject.warehouse
+    dataset_id = new_dataset(subject)
+    assert (
+        wh.replace_slice(
+            dataset_id, daily_rows("a1", days(JAN, 5)), "a1", JAN, JAN + dt.timedelta(4)
+        )
+        == 5
+    )
+    wh.replace_slice(dataset_id, daily_rows("a2", days(JAN, 5)), "a2", JAN, JAN + dt.timedelta(4))
+    # A re-sync of days 2-3 with new numbers: replaced, not duplicated; other days kept.
+    fresh = daily_rows("a1", days(JAN + dt.timedelta(1), 2), clicks=99)
+    assert (
+        wh.replace_slice(dataset_id, fresh, "a1", JAN + dt.timedelta(1), JAN + dt.timedelta(2)) == 2
+    )
+    assert [r[1:] for r in slice_totals(subject, dataset_id, "a1")] == [
+        (10, 1),
+        (99, 1),
+        (99, 1),
+        (10, 1),
+        (10, 1),
+    ]
+    assert [r[1:] for r in slice_totals(subject, dataset_id, "a2")] == [(10, 1)] * 5
+    # An empty load empties the slice (the platform reported nothing for those days).
+    wh.replace_slice(dataset_id, daily_rows("a1", []), "a1", JAN, JAN + dt.timedelta(1))
+    assert len(slice_totals(subject, dataset_id, "a1")) == 3
+
+
+@pytest.mark.parametrize(
+    "rows, why",
+    [
+        (lambda: daily_rows("other", [JAN]), "another account"),
+        (lambda: daily_rows("a1", [JAN - dt.timedelta(1)]), "before the range"),
+        (lambda: daily_rows("a1", [JAN + dt.timedelta(31)]), "after the range"),
+        (lambda: daily_rows("a1", [JAN]).drop_columns(["currency"]), "a missing column"),
+        (
+            lambda: daily_rows("a1", [JAN]).append_column("email", pa.array(["x@y.z"])),
+            "an extra column",
+        ),
+        (
+            lambda: daily_rows("a1", [JAN]).set_column(
+                6, "impressions", pa.array(["many"], pa.string())
+            ),
+            "a wrong type",
+        ),
+    ],
+)
+def test_replace_slice_rejects_rows_outside_the_slice(
+    subject: Subject, rows: Callable[[], pa.Table], why: str
+) -> None:
+    dataset_id = new_dataset(subject)
+    subject.warehouse.replace_slice(
+        dataset_id, daily_rows("a1", days(JAN, 2)), "a1", JAN, JAN + dt.timedelta(1)
+    )
+    with pytest.raises(errors.ValidationFailed):
+        subject.warehouse.replace_slice(dataset_id, rows(), "a1", JAN, JAN + dt.timedelta(30))
+    assert [r[1:] for r in slice_totals(subject, dataset_id, "a1")] == [(10, 1), (10, 1)], why
+
+
+def test_a_failed_load_leaves_the_previous_rows(subject: Subject) -> None:
+    wh = subject.warehouse
+    dataset_id = new_dataset(subject)
+    wh.replace_slice(dataset_id, daily_rows("a1", days(JAN, 3)), "a1", JAN, JAN + dt.timedelta(2))
+    subject.break_insert(True)
+    try:
+        with pytest.raises(errors.CosmaError):
+            wh.replace_slice(
+                dataset_id,
+                daily_rows("a1", days(JAN, 3), clicks=7),
+                "a1",
+                JAN,
+                JAN + dt.timedelta(2),
+            )
+    finally:
+        subject.break_insert(False)
+    assert [r[1:] for r in slice_totals(subject, dataset_id, "a1")] == [(10, 1)] * 3
+
+
+def test_loading_into_a_missing_dataset_is_not_found(subject: Subject) -> None:
+    missing = dataset_id_for("test", str(uuid.uuid4()), "meta")
+    with pytest.raises(errors.NotFound):
+        subject.warehouse.replace_slice(missing, daily_rows("a1", [JAN]), "a1", JAN, JAN)
+
+
+def test_query_takes_values_only_as_parameters(subject: Subject) -> None:
+    wh = subject.warehouse
+    dataset_id = new_dataset(subject)
+    wh.replace_slice(
+        dataset_id,
+        daily_rows("a1", days(JAN, 3), campaigns=("c1", "c2")),
+        "a1",
+        JAN,
+        JAN + dt.timedelta(2),
+    )
+    injection = "a1' or '1'='1"
+    sql = (
+        f"select campaign_id, sum(clicks) as clicks from {wh.table_ref(dataset_id)}"
+        f" where account_id = {subject.p('account')} and date >= {subject.p('since')}"
+        f" and campaign_id in unnest({subject.p('campaigns')})"
+        " group by campaign_id order by campaign_id"
+    )
+    if wh.dialect == "duckdb":
+        sql = sql.replace(
+            f"in unnest({subject.p('campaigns')})", f"in (select unnest({subject.p('campaigns')}))"
+        )
+    result = run(
+        subject,
+        sql,
+        [
+            QueryParam("account", "a1"),
+            QueryParam("since", JAN + dt.timedelta(1)),
+            QueryParam("campaigns", ["c1", "c2"]),
+        ],
+        [dataset_id],
+    )
+    assert result.columns == ["campaign_id", "clicks"]
+    assert [tuple(r) for r in result.rows] == [("c1", 20), ("c2", 20)]
+    hostile = run(
+        subject, sql, {"account": injection, "since": JAN, "campaigns": ["c1"]}, [dataset_id]
+    )
+    assert hostile.rows == []
+
+
+def test_one_query_blends_several_datasets(subject: Subject) -> None:
+    wh = subject.warehouse
+    meta = new_dataset(subject, platform="meta")
+    tiktok = new_dataset(subject, platform="tiktok")
+    wh.replace_slice(meta, daily_rows("m1", [JAN]), "m1", JAN, JAN)
+    wh.replace_slice(tiktok, daily_rows("t1", [JAN], clicks=5), "t1", JAN, JAN)
+    sql = (
+        f"select sum(clicks) as clicks from (select clicks from {wh.table_ref(meta)}"
+        f" union all select clicks from {wh.table_ref(tiktok)})"
+    )
+    assert [tuple(r) for r in run(subject, sql, {}, [meta, tiktok]).rows] == [(15,)]
+
+
+def test_queries_run_in_the_datasets_location(subject: Subject) -> None:
+    dataset_id = new_dataset(subject, "EU")
+    sql = f"select count(*) as n from {subject.warehouse.table_ref(dataset_id)}"
+    assert [tuple(r) for r in run(subject, sql, {}, [dataset_id], location="EU").rows] == [(0,)]
+
+
+def test_table_ref_accepts_only_our_dataset_ids(subject: Subject) -> None:
+    for bad in ("x; drop table y", "cosma_test_evil`.`other", "Robert'); --"):
+        with pytest.raises(errors.ValidationFailed):
+            subject.warehouse.table_ref(bad)
+
+
+def test_export_writes_the_rows_as_parquet(subject: Subject, tmp_path: Path) -> None:
+    wh = subject.warehouse
+    dataset_id = new_dataset(subject)
+    wh.replace_slice(dataset_id, daily_rows("a1", days(JAN, 4)), "a1", JAN, JAN + dt.timedelta(3))
+    files = wh.export_parquet(dataset_id, tmp_path / "export")
+    assert [f.name for f in files] == [f"{dataset_id}.parquet"]
+    table = pq.read_table(files[0])
+    assert table.num_rows == 4
+    assert set(table.column("account_id").to_pylist()) == {"a1"}
+    assert sum(table.column("spend_micros").to_pylist()) == 4 * 1_500_000
+
+
+def test_drop_dataset_removes_it_and_a_missing_one_is_fine(subject: Subject) -> None:
+    wh = subject.warehouse
+    dataset_id = new_dataset(subject)
+    wh.replace_slice(dataset_id, daily_rows("a1", [JAN]), "a1", JAN, JAN)
+    wh.drop_dataset(dataset_id)
+    wh.drop_dataset(dataset_id)
+    with pytest.raises(errors.NotFound):
+        run(subject, f"select count(*) from {wh.table_ref(dataset_id)}", {}, [dataset_id])
