@@ -1,0 +1,310 @@
+"""Key rotation against a real Postgres, as the worker role.
+
+The module gets its own migrated database on the session's server, so the
+whole-table passes and counts here see only this module's rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from cosma import localdb
+from shared import migrate, rotation
+from shared.cipher import TokenCipher
+from shared.db import Database
+from shared.secrets import LocalSecrets
+from tests.support.seed import Seeder
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class RotationDb:
+    admin_url: str
+    worker_url: str
+    worker: Database
+    seeder: Seeder
+
+
+@pytest.fixture(scope="module")
+def rdb(pg: localdb.LocalDatabase) -> Iterator[RotationDb]:
+    dbname = f"cosma_rotation_{os.getpid()}"
+    server_admin = localdb.with_database(pg.admin_url, "postgres")
+    localdb.create_database(server_admin, dbname, fresh=True)
+    admin_url = localdb.with_database(pg.admin_url, dbname)
+    migrate.apply(admin_url)  # roles exist already; their passwords stay as they are
+    worker_url = localdb.with_database(pg.worker_url, dbname)
+    worker = Database(worker_url, name="rotation-test")
+    yield RotationDb(admin_url, worker_url, worker, Seeder(admin_url))
+    worker.close()
+    with psycopg.connect(server_admin, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{dbname}" with (force)')
+
+
+@pytest.fixture
+def clean(rdb: RotationDb) -> RotationDb:
+    """Each test starts with no stored token (rows of earlier tests are cleared)."""
+    with psycopg.connect(rdb.admin_url, autocommit=True) as conn:
+        conn.execute("delete from connections")
+    return rdb
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> LocalSecrets:
+    return LocalSecrets(tmp_path / "keys")
+
+
+def token_for(i: int) -> str:
+    return f"1//rt-{i:05d}-{uuid.uuid4().hex}"
+
+
+def store(rdb: RotationDb, cipher: TokenCipher, n: int) -> dict[str, tuple[str, str]]:
+    """n connections with sealed tokens; returns id -> (org id, plaintext token)."""
+    org = rdb.seeder.org(clients=1, roles=("admin",))
+    rows: dict[str, tuple[str, str]] = {}
+    with psycopg.connect(rdb.admin_url, autocommit=True) as conn, conn.transaction():
+        ids = [
+            str(r[0])
+            for r in conn.execute(
+                "insert into connections (org_id, client_id, platform, created_by)"
+                " select %s, %s, 'sandbox', 'test' from generate_series(1, %s) returning id",
+                (org.id, org.clients[0], n),
+            ).fetchall()
+        ]
+    with rdb.worker.transaction() as conn:
+        for i, conn_id in enumerate(ids):
+            token = token_for(i)
+            sealed = cipher.encrypt(token, connection_id=conn_id, org_id=org.id)
+            conn.execute(
+                "update connections set token_ciphertext = %s, key_version = %s where id = %s",
+                (sealed.ciphertext, sealed.key_version, conn_id),
+            )
+            rows[conn_id] = (org.id, token)
+    return rows
+
+
+def stored(rdb: RotationDb) -> dict[str, tuple[str, bytes]]:
+    with psycopg.connect(rdb.admin_url) as conn:
+        return {
+            str(i): (v, bytes(c))
+            for i, v, c in conn.execute(
+                "select id, key_version, token_ciphertext from connections"
+                " where token_ciphertext is not null"
+            ).fetchall()
+        }
+
+
+def assert_all_open(rdb: RotationDb, cipher: TokenCipher, rows: dict[str, tuple[str, str]]) -> None:
+    now = stored(rdb)
+    for conn_id, (org_id, token) in rows.items():
+        _, ciphertext = now[conn_id]
+        assert cipher.decrypt(ciphertext, connection_id=conn_id, org_id=org_id) == token
+
+
+# ---------------------------------------------------------------- the rotation
+
+
+def test_rotation_re_encrypts_every_token_in_batches(
+    clean: RotationDb, keys: LocalSecrets, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = TokenCipher(keys.keyring())
+    rows = store(clean, old, 23)
+    before = stored(clean)
+    keys.add_key_version()
+    new = TokenCipher(keys.keyring())
+    # A token made with the old key opens with the new keyring before any rotation.
+    assert_all_open(clean, new, rows)
+    assert rotation.census(clean.worker) == {"1": 23}
+
+    seen: list[int] = []
+    caplog.set_level(logging.DEBUG)
+    result = rotation.rotate(
+        clean.worker, new, batch_size=5, on_batch=lambda p: seen.append(p.rotated)
+    )
+    assert (result.total, result.rotated, result.remaining, result.failed) == (23, 23, 0, [])
+    assert seen == [5, 10, 15, 20, 23]
+    assert rotation.census(clean.worker) == {"2": 23}
+    after = stored(clean)
+    assert all(v == "2" and c.startswith(b"2:") for v, c in after.values())
+    assert all(after[i][1] != before[i][1] for i in rows)
+    # Tokens made with the old key decrypt after rotation, and need the old key no more.
+    only_new = TokenCipher([keys.keyring()[0]])
+    assert_all_open(clean, only_new, rows)
+    # Nothing sensitive reached the logs.
+    text = "\n".join(r.getMessage() + str(getattr(r, "fields", "")) for r in caplog.records)
+    for conn_id, (_, token) in rows.items():
+        assert token not in text
+        assert after[conn_id][1].decode()[2:30] not in text
+        assert before[conn_id][1].decode()[2:30] not in text
+
+    # A second run has nothing to do.
+    again = rotation.rotate(clean.worker, new, batch_size=5)
+    assert (again.total, again.rotated, again.batches) == (0, 0, 0)
+
+
+def test_an_interrupted_rotation_resumes_and_finishes(
+    clean: RotationDb, keys: LocalSecrets
+) -> None:
+    rows = store(clean, TokenCipher(keys.keyring()), 30)
+    keys.add_key_version()
+    new = TokenCipher(keys.keyring())
+
+    def stop_after_two(p: rotation.Progress) -> None:
+        if p.batches == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        rotation.rotate(clean.worker, new, batch_size=7, on_batch=stop_after_two)
+    assert rotation.census(clean.worker) == {"1": 16, "2": 14}
+    assert_all_open(clean, new, rows)
+
+    result = rotation.rotate(clean.worker, new, batch_size=7)
+    assert (result.total, result.rotated, result.remaining) == (16, 16, 0)
+    assert rotation.census(clean.worker) == {"2": 30}
+    assert_all_open(clean, TokenCipher([keys.keyring()[0]]), rows)
+
+
+def test_a_killed_rotation_command_resumes_and_finishes(
+    clean: RotationDb, keys: LocalSecrets, tmp_path: Path
+) -> None:
+    rows = store(clean, TokenCipher(keys.keyring()), 1500)
+    keys.add_key_version()
+    env = {
+        **os.environ,
+        "COSMA_ENV": "test",
+        "WORKER_DATABASE_URL": clean.worker_url,
+        "COSMA_KEYRING_DIR": str(keys.dir),
+        "COSMA_HOME": str(tmp_path / "home"),
+    }
+    env.pop("DATABASE_URL", None)
+    cmd = [sys.executable, "-m", "cosma.cli", "rotate-keys", "--no-new-key", "--batch-size", "5"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first.startswith("rotated 5/1500"), first
+    proc.send_signal(signal.SIGKILL)  # no clean-up, no final batch: a crash
+    proc.wait(timeout=30)
+    counts = rotation.census(clean.worker)
+    assert 0 < counts.get("2", 0) < 1500, counts
+    assert sum(counts.values()) == 1500
+    new = TokenCipher(keys.keyring())
+    assert_all_open(clean, new, rows)
+
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"done: {counts.get('1', 0)} re-encrypted" in done.stdout
+    assert ", 0 still on an old version" in done.stdout
+    assert rotation.census(clean.worker) == {"2": 1500}
+    assert_all_open(clean, TokenCipher([keys.keyring()[0]]), rows)
+    for _, token in list(rows.values())[:50]:
+        assert token not in done.stdout + done.stderr
+
+
+def test_rows_locked_by_a_refresh_are_skipped_then_finished(
+    clean: RotationDb, keys: LocalSecrets
+) -> None:
+    rows = store(clean, TokenCipher(keys.keyring()), 12)
+    keys.add_key_version()
+    new = TokenCipher(keys.keyring())
+    locked = sorted(rows)[3:6]
+    with psycopg.connect(clean.worker_url) as holder:
+        # A token refresh holds its row lock across the provider call.
+        holder.execute("select 1 from connections where id = any(%s::uuid[]) for update", (locked,))
+        result = rotation.rotate(clean.worker, new, batch_size=4)
+        assert (result.rotated, result.remaining) == (9, 3)
+        holder.rollback()
+    assert {i for i, (v, _) in stored(clean).items() if v == "1"} == set(locked)
+    result = rotation.rotate(clean.worker, new, batch_size=4)
+    assert (result.rotated, result.remaining) == (3, 0)
+    assert_all_open(clean, new, rows)
+
+
+def test_an_unreadable_token_is_reported_by_id_and_left_alone(
+    clean: RotationDb, keys: LocalSecrets
+) -> None:
+    rows = store(clean, TokenCipher(keys.keyring()), 6)
+    a, b = sorted(rows)[:2]
+    with psycopg.connect(clean.admin_url, autocommit=True) as conn:
+        # b's ciphertext copied onto a's row: bound to b, so refused on a.
+        conn.execute(
+            "update connections set token_ciphertext ="
+            " (select token_ciphertext from connections where id = %s) where id = %s",
+            (b, a),
+        )
+    bad = stored(clean)[a][1]
+    keys.add_key_version()
+    new = TokenCipher(keys.keyring())
+    result = rotation.rotate(clean.worker, new, batch_size=2)
+    assert (result.rotated, result.remaining, result.failed) == (5, 1, [a])
+    assert stored(clean)[a] == ("1", bad)
+    assert rotation.census(clean.worker) == {"1": 1, "2": 5}
+
+
+def test_rotation_needs_only_the_worker_grants(clean: RotationDb, keys: LocalSecrets) -> None:
+    rows = store(clean, TokenCipher(keys.keyring()), 3)
+    keys.add_key_version()
+    with psycopg.connect(clean.worker_url) as conn:
+        user = conn.execute("select current_user").fetchone()
+        assert user is not None and user[0] == "cosma_worker"
+    result = rotation.rotate(clean.worker, TokenCipher(keys.keyring()))
+    assert result.rotated == 3
+    assert_all_open(clean, TokenCipher(keys.keyring()), rows)
+
+
+# ---------------------------------------------------------------- the commands
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cosma.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_rotate_keys_then_keys_check_then_retire(
+    clean: RotationDb, keys: LocalSecrets, tmp_path: Path
+) -> None:
+    rows = store(clean, TokenCipher(keys.keyring()), 7)
+    env = {
+        **os.environ,
+        "COSMA_ENV": "test",
+        "WORKER_DATABASE_URL": clean.worker_url,
+        "COSMA_KEYRING_DIR": str(keys.dir),
+        "COSMA_HOME": str(tmp_path / "home"),
+    }
+    env.pop("DATABASE_URL", None)
+    check = run_cli(["keys-check"], env)
+    assert check.returncode == 0, check.stderr
+    assert "1 (newest): 7" in check.stdout
+
+    # A key version added by hand (not yet rotated to) makes the check fail.
+    keys.add_key_version()
+    check = run_cli(["keys-check"], env)
+    assert check.returncode == 1
+    assert "2 (newest): 0" in check.stdout and "  1: 7" in check.stdout
+
+    rotate = run_cli(["rotate-keys", "--batch-size", "3"], env)
+    assert rotate.returncode == 0, rotate.stderr
+    assert "added key version 3" in rotate.stdout
+    assert "rotated 3/7" in rotate.stdout and "rotated 7/7 (100.0%)" in rotate.stdout
+    check = run_cli(["keys-check", "--retire"], env)
+    assert check.returncode == 0, check.stderr
+    assert "3 (newest): 7" in check.stdout
+    assert "version 1: retired" in check.stdout and "version 2: retired" in check.stdout
+    assert [v for v, _ in keys.keyring()] == ["3"]
+    assert_all_open(clean, TokenCipher(keys.keyring()), rows)
