@@ -25,7 +25,9 @@ settings (local runs) or from the secrets port by name (the cloud).
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -76,6 +78,33 @@ _SENSITIVE_PARTS = (
     "private_key",
 )
 _REQUEST_DROP = ("data", "cookies", "env", "query_string")
+_OPAQUE = re.compile(r"[A-Za-z0-9._~+/=-]{20,}")
+_STRUCTURAL = frozenset(
+    {
+        "abs_path",
+        "filename",
+        "module",
+        "function",
+        "package",
+        "context_line",
+        "pre_context",
+        "post_context",
+        "type",
+        "platform",
+        "event_id",
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "release",
+        "environment",
+        "server_name",
+        "modules",
+        "sdk",
+        "name",
+        "version",
+        "request_id",
+    }
+)
 
 _lock = threading.Lock()
 _enabled = False
@@ -86,18 +115,29 @@ def _sensitive(key: str) -> bool:
     return name in _SENSITIVE_NAMES or any(part in name for part in _SENSITIVE_PARTS)
 
 
-def _scrub(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
+def _opaque(match: re.Match[str]) -> str:
+    run = match.group(0)
+    has_digit = any(c.isdigit() for c in run)
+    has_alpha = any(c.isalpha() for c in run)
+    return "[token]" if has_digit and has_alpha else run
+
+
+def _scrub(value: Any, key: str = "") -> Any:
     if isinstance(value, bytes):
-        return redact(value.decode("utf-8", "replace"))
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        text = redact(value)
+        # Free text (messages, exception values) may hold a provider's opaque token
+        # that no pattern knows: long mixed runs of token characters go too.
+        # Code locations and ids are structure, not free text, and stay readable.
+        return text if key in _STRUCTURAL else _OPAQUE.sub(_opaque, text)
     if isinstance(value, dict):
         return {
-            k: (FILTERED if isinstance(k, str) and _sensitive(k) else _scrub(v))
+            k: (FILTERED if isinstance(k, str) and _sensitive(k) else _scrub(v, str(k)))
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [_scrub(v) for v in value]
+        return [_scrub(v, key) for v in value]
     return value
 
 
@@ -157,22 +197,26 @@ def init_sentry(settings: Settings, secrets: Callable[[], Secrets] | None = None
         from sentry_sdk.integrations.logging import LoggingIntegration
 
         try:
-            sentry_sdk.init(
-                dsn=dsn,
-                environment=settings.env,
-                release=settings.release or None,
-                send_default_pii=False,
-                include_local_variables=False,
-                max_request_body_size="never",
-                max_breadcrumbs=50,
-                # Sentry types events as TypedDicts; ours are the same dicts.
-                before_send=cast(Any, scrub_event),
-                before_send_transaction=cast(Any, scrub_event),
-                before_breadcrumb=cast(Any, scrub_breadcrumb),
-                # Log records become breadcrumbs only: unexpected errors are
-                # captured once, explicitly, by the HTTP layer.
-                integrations=[LoggingIntegration(level=logging.INFO, event_level=None)],
-            )
+            with warnings.catch_warnings():
+                # Newer SDKs call send_default_pii deprecated in favour of data_collection;
+                # the option still holds, and older SDKs in our range only know it.
+                warnings.filterwarnings("ignore", "The send_default_pii option", DeprecationWarning)
+                sentry_sdk.init(
+                    dsn=dsn,
+                    environment=settings.env,
+                    release=settings.release or None,
+                    send_default_pii=False,
+                    include_local_variables=False,
+                    max_request_body_size="never",
+                    max_breadcrumbs=50,
+                    # Sentry types events as TypedDicts; ours are the same dicts.
+                    before_send=cast(Any, scrub_event),
+                    before_send_transaction=cast(Any, scrub_event),
+                    before_breadcrumb=cast(Any, scrub_breadcrumb),
+                    # Log records become breadcrumbs only: unexpected errors are
+                    # captured once, explicitly, by the HTTP layer.
+                    integrations=[LoggingIntegration(level=logging.INFO, event_level=None)],
+                )
         except Exception:  # a malformed DSN: say so without echoing it
             log.warning("the Sentry DSN is not valid; Sentry stays off")
             return False
