@@ -56,6 +56,14 @@ class Settings:
     sync_audience: str = ""
     scheduler_sa_email: str = ""
     google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    # Sync work sharing (shared.sync): the budget stays below the function timeout
+    # (540 s), and a lease outlives it so a crashed run's connections come back.
+    sync_budget_s: float = 480.0
+    sync_lease_s: int = 600
+    sync_batch: int = 2
+    sync_interval_s: int = 24 * 3600
+    sync_first_days: int = 90
+    sync_api_timeout_s: float = 30.0
     # Observability.
     sentry_dsn: str = ""
     # Or the name of the secret holding the DSN (the secrets port reads it).
@@ -117,6 +125,12 @@ class Settings:
             "google_certs_url": get(
                 "GOOGLE_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs"
             ),
+            "sync_budget_s": float(get("COSMA_SYNC_BUDGET_S", "480")),
+            "sync_lease_s": int(get("COSMA_SYNC_LEASE_S", "600")),
+            "sync_batch": int(get("COSMA_SYNC_BATCH", "2")),
+            "sync_interval_s": int(get("COSMA_SYNC_INTERVAL_S", str(24 * 3600))),
+            "sync_first_days": int(get("COSMA_SYNC_FIRST_DAYS", "90")),
+            "sync_api_timeout_s": float(get("COSMA_SYNC_API_TIMEOUT_S", "30")),
             "sentry_dsn": get("SENTRY_DSN"),
             "sentry_dsn_secret": get("SENTRY_DSN_SECRET"),
             "release": get("COSMA_RELEASE"),
