@@ -16,6 +16,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from cosma import security_txt
 from shared.http import Context, Router, json_response
 from shared.runtime import Runtime
 
@@ -58,6 +59,19 @@ def local_router() -> Router:
     @router.route("GET", "/healthz")
     def healthz(ctx: Context) -> Response:
         return json_response({"status": "ok"})
+
+    @router.route("GET", "/openapi.json")
+    def openapi_json(ctx: Context) -> Response:
+        """The OpenAPI 3.1 document of every function's routes."""
+        from shared import openapi
+
+        routers = [function_router(name) for name in PREFIXES]
+        return json_response(openapi.document(routers, server_url=ctx.settings.public_url))
+
+    @router.route("GET", security_txt.PATH)
+    def security_txt_file(ctx: Context) -> Response:
+        """RFC 9116 security.txt."""
+        return Response(security_txt.render(ctx.settings.public_url), mimetype="text/plain")
 
     return router
 
