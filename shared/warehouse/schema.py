@@ -84,8 +84,11 @@ def conform(table: pa.Table, account_id: str, date_from: date, date_to: date) ->
         )
     try:
         conformed = table.select(list(COLUMN_NAMES)).cast(daily_schema())
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        raise errors.ValidationFailed("The table's column types do not fit.") from exc
+    except (ValueError, TypeError, pa.ArrowNotImplementedError) as exc:
+        # Arrow's errors derive from these; a null in a required column is one of them.
+        raise errors.ValidationFailed(
+            "The table's column types or empty values do not fit."
+        ) from exc
     for column in COLUMNS:
         if column.required and conformed.column(column.name).null_count:
             raise errors.ValidationFailed(f"Column {column.name} may not be empty.")
