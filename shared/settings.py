@@ -73,6 +73,9 @@ class Settings:
     # Per-platform overrides: client ids and base URLs (tests point them at loopback).
     platform_client_ids: Mapping[str, str] = field(default_factory=dict)
     platform_base_urls: Mapping[str, str] = field(default_factory=dict)
+    # OAuth calls to the providers: code exchange and refresh, and revocation.
+    oauth_timeout_s: float = 10.0
+    oauth_revoke_timeout_s: float = 5.0
     db_pool_max: int = 4
     # Rate limits, "<rate>/<seconds>s[:<burst>]" (see shared.ratelimit); "" turns one off.
     rate_limit_ip: str = "60/60s:30"
@@ -137,6 +140,8 @@ class Settings:
             "log_level": get("COSMA_LOG_LEVEL", "INFO"),
             "platform_client_ids": client_ids,
             "platform_base_urls": base_urls,
+            "oauth_timeout_s": float(get("COSMA_OAUTH_TIMEOUT_S", "10")),
+            "oauth_revoke_timeout_s": float(get("COSMA_OAUTH_REVOKE_TIMEOUT_S", "5")),
             "db_pool_max": int(get("COSMA_DB_POOL_MAX", "4")),
             "rate_limit_ip": get("COSMA_RATE_LIMIT_IP", "60/60s:30"),
             "rate_limit_user": get("COSMA_RATE_LIMIT_USER", "1200/60s:200"),

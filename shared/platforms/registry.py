@@ -1,0 +1,290 @@
+"""The platform registry: one entry per ad platform, everything the OAuth flow needs.
+
+Each `Platform` says where to send the user (authorize), where to trade a code
+or a refresh token (token, and TikTok's separate refresh endpoint), how to
+revoke, which scopes to ask for, whether PKCE applies, whether refresh tokens
+rotate and how long tokens live. Report connectors read `api_base_url`,
+`lookback_days` (the trailing window every sync re-reads, because conversions
+arrive late) and `retention_days` (how far back the provider's reporting API
+serves data: the backfill limit).
+
+Invariants:
+- Scopes are the minimum that reads reports. Two platforms have no read-only
+  scope: Google Ads (`adwords` is its only scope) and Microsoft Advertising
+  (`msads.manage`); `scope_note` records it. Cosma's code only ever reads.
+- `platform(name, settings)` applies `settings.platform_base_urls[name]`: the
+  override replaces scheme and host (and prefixes its path, if any) of EVERY
+  endpoint of that platform, so a test points a whole platform at one
+  loopback server. Nothing else reads URLs from anywhere.
+- The sandbox platform lives on the local server (`cosma/sandbox_oauth.py`),
+  under `settings.public_url` unless overridden.
+- An unknown platform name is `errors.NotFound`, like any unknown resource.
+
+Client ids come from `settings.platform_client_ids[name]`; client secrets from
+the secrets port under `client_secret_name(name)` ("google-ads-client-secret").
+"""
+
+from __future__ import annotations
+
+# Field names contain "token"; their values are URLs and protocol names, not secrets.
+# ruff: noqa: S106
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from shared import errors
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
+
+__all__ = [
+    "PLATFORM_NAMES",
+    "REQUEST_ONLY_SCOPES",
+    "Platform",
+    "client_id",
+    "client_secret_name",
+    "platform",
+]
+
+TokenStyle = Literal["form", "tiktok_json", "meta_graph"]
+RevokeStyle = Literal["rfc7009", "google", "meta_permissions", "tiktok_json", "none"]
+
+PLATFORM_NAMES: tuple[str, ...] = (
+    "google_ads",
+    "meta",
+    "linkedin",
+    "tiktok",
+    "microsoft",
+    "sandbox",
+)
+
+# Scopes that steer the grant (a refresh token, an id token) rather than name a
+# permission; providers often leave them out of the granted list.
+REQUEST_ONLY_SCOPES: frozenset[str] = frozenset({"offline_access", "openid"})
+
+# Graph API version every Meta endpoint uses; bump it here, in one place.
+META_GRAPH_VERSION = "v25.0"
+# The sandbox client id when none is configured (the local server accepts it).
+SANDBOX_CLIENT_ID = "cosma-local"
+
+_DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Platform:
+    name: str
+    authorize_url: str
+    token_url: str
+    revoke_url: str | None
+    revoke_style: RevokeStyle
+    scopes: tuple[str, ...]
+    scope_note: str
+    pkce: bool
+    refresh_rotates: bool
+    access_token_ttl_s: int
+    refresh_token_ttl_s: int | None
+    refresh_idle_expiry_s: int | None
+    token_style: TokenStyle
+    api_base_url: str
+    lookback_days: int
+    retention_days: int
+    # TikTok refreshes at its own endpoint; everyone else at `token_url`.
+    refresh_url: str | None = None
+    # Extra authorize parameters (Google: offline access and a fresh consent,
+    # without which a second connect returns no refresh token).
+    authorize_params: tuple[tuple[str, str], ...] = ()
+    # How the authorize request names the client and joins scopes.
+    client_id_param: str = "client_id"
+    scope_separator: str = " "
+
+    @property
+    def required_scopes(self) -> frozenset[str]:
+        """Scopes a grant must carry to be useful (request-only ones excluded)."""
+        return frozenset(self.scopes) - REQUEST_ONLY_SCOPES
+
+
+def _entries(public_url: str) -> dict[str, Platform]:
+    graph = f"https://graph.facebook.com/{META_GRAPH_VERSION}"
+    tiktok = "https://business-api.tiktok.com/open_api/v1.3"
+    microsoft = "https://login.microsoftonline.com/common/oauth2/v2.0"
+    sandbox = public_url.rstrip("/") + "/sandbox"
+    return {
+        "google_ads": Platform(
+            name="google_ads",
+            authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
+            token_url="https://oauth2.googleapis.com/token",
+            revoke_url="https://oauth2.googleapis.com/revoke",
+            revoke_style="google",
+            scopes=("https://www.googleapis.com/auth/adwords",),
+            scope_note=(
+                "Google Ads has no read-only scope: adwords is its only scope and allows "
+                "writes. Cosma only reads reports with it."
+            ),
+            pkce=True,
+            refresh_rotates=False,
+            access_token_ttl_s=3600,
+            # No fixed lifetime; unused for six months (or revoked, or a password
+            # change on some accounts) and it is dead.
+            refresh_token_ttl_s=None,
+            refresh_idle_expiry_s=183 * _DAY,
+            token_style="form",
+            api_base_url="https://googleads.googleapis.com",
+            lookback_days=30,
+            retention_days=3 * 365,
+            authorize_params=(("access_type", "offline"), ("prompt", "consent")),
+        ),
+        "meta": Platform(
+            name="meta",
+            authorize_url=f"https://www.facebook.com/{META_GRAPH_VERSION}/dialog/oauth",
+            token_url=f"{graph}/oauth/access_token",
+            # `{user_id}` is filled with the granting user's id (or "me").
+            revoke_url=f"{graph}/{{user_id}}/permissions",
+            revoke_style="meta_permissions",
+            scopes=("ads_read",),
+            scope_note=(
+                "ads_read only. Meta issues no refresh token: the code's short-lived user "
+                "token is exchanged (fb_exchange_token) for a long-lived one (~60 days), "
+                "which is stored in place of a refresh token. Refreshing re-exchanges it, "
+                "which proves it alive but does not extend its life; when it dies the "
+                "connection needs a reconnect."
+            ),
+            pkce=False,
+            refresh_rotates=False,
+            access_token_ttl_s=60 * _DAY,
+            refresh_token_ttl_s=60 * _DAY,
+            refresh_idle_expiry_s=None,
+            token_style="meta_graph",
+            api_base_url=graph,
+            lookback_days=28,
+            retention_days=37 * 30,
+            scope_separator=",",
+        ),
+        "linkedin": Platform(
+            name="linkedin",
+            authorize_url="https://www.linkedin.com/oauth/v2/authorization",
+            token_url="https://www.linkedin.com/oauth/v2/accessToken",
+            revoke_url="https://www.linkedin.com/oauth/v2/revoke",
+            revoke_style="rfc7009",
+            scopes=("r_ads", "r_ads_reporting"),
+            scope_note="Read-only: r_ads (accounts, campaigns) and r_ads_reporting (analytics).",
+            pkce=False,
+            # Programmatic refresh tokens: 365 days from the first grant, not rotated,
+            # and refreshing does not extend them.
+            refresh_rotates=False,
+            access_token_ttl_s=60 * _DAY,
+            refresh_token_ttl_s=365 * _DAY,
+            refresh_idle_expiry_s=None,
+            token_style="form",
+            api_base_url="https://api.linkedin.com/rest",
+            lookback_days=30,
+            retention_days=2 * 365,
+        ),
+        "tiktok": Platform(
+            name="tiktok",
+            authorize_url="https://business-api.tiktok.com/portal/auth",
+            token_url=f"{tiktok}/oauth2/access_token/",
+            refresh_url=f"{tiktok}/oauth2/refresh_token/",
+            revoke_url=f"{tiktok}/oauth2/revoke_token/",
+            revoke_style="tiktok_json",
+            scopes=(),
+            scope_note=(
+                "TikTok permissions are chosen on the app in the TikTok for Business "
+                "developer portal (Ad Account Management and Reporting, read), not in the "
+                "authorize URL; the grant reports them as permission ids."
+            ),
+            pkce=False,
+            refresh_rotates=False,
+            access_token_ttl_s=_DAY,
+            refresh_token_ttl_s=365 * _DAY,
+            refresh_idle_expiry_s=None,
+            token_style="tiktok_json",
+            api_base_url=tiktok,
+            lookback_days=28,
+            retention_days=365,
+            client_id_param="app_id",
+            scope_separator=",",
+        ),
+        "microsoft": Platform(
+            name="microsoft",
+            authorize_url=f"{microsoft}/authorize",
+            token_url=f"{microsoft}/token",
+            revoke_url=None,
+            revoke_style="none",
+            scopes=("https://ads.microsoft.com/msads.manage", "offline_access"),
+            scope_note=(
+                "msads.manage is Microsoft Advertising's only scope (no read-only one); "
+                "offline_access asks for a refresh token. Microsoft has no revocation "
+                "endpoint: disconnect deletes the token here, and the user can remove the "
+                "app's consent in their Microsoft account."
+            ),
+            pkce=True,
+            # Every refresh returns a new refresh token; an unused one dies after 90 days.
+            refresh_rotates=True,
+            access_token_ttl_s=3600,
+            refresh_token_ttl_s=None,
+            refresh_idle_expiry_s=90 * _DAY,
+            token_style="form",
+            api_base_url="https://reporting.api.bingads.microsoft.com",
+            lookback_days=30,
+            retention_days=3 * 365,
+        ),
+        "sandbox": Platform(
+            name="sandbox",
+            authorize_url=f"{sandbox}/oauth/authorize",
+            token_url=f"{sandbox}/oauth/token",
+            revoke_url=f"{sandbox}/oauth/revoke",
+            revoke_style="rfc7009",
+            scopes=("reports.read",),
+            scope_note="The local sandbox platform: one read-only scope.",
+            pkce=True,
+            refresh_rotates=True,
+            access_token_ttl_s=3600,
+            refresh_token_ttl_s=None,
+            refresh_idle_expiry_s=90 * _DAY,
+            token_style="form",
+            api_base_url=f"{sandbox}/api",
+            lookback_days=7,
+            retention_days=365,
+        ),
+    }
+
+
+def _rebase(url: str, base: str) -> str:
+    """`url` with scheme and host (and a path prefix) taken from `base`."""
+    target, source = urlsplit(url), urlsplit(base)
+    path = source.path.rstrip("/") + target.path
+    return urlunsplit((source.scheme, source.netloc, path, target.query, target.fragment))
+
+
+def platform(name: str, settings: Settings) -> Platform:
+    """The registry entry for `name`, with the settings' base URL override applied."""
+    entries = _entries(settings.public_url)
+    entry = entries.get(name) if isinstance(name, str) else None
+    if entry is None:
+        raise errors.NotFound("No such platform.")
+    base = settings.platform_base_urls.get(name, "")
+    if not base:
+        return entry
+    return replace(
+        entry,
+        authorize_url=_rebase(entry.authorize_url, base),
+        token_url=_rebase(entry.token_url, base),
+        refresh_url=_rebase(entry.refresh_url, base) if entry.refresh_url else None,
+        revoke_url=_rebase(entry.revoke_url, base) if entry.revoke_url else None,
+        api_base_url=_rebase(entry.api_base_url, base),
+    )
+
+
+def client_id(name: str, settings: Settings) -> str:
+    """Our OAuth client id at the platform; Unavailable when not configured."""
+    value = settings.platform_client_ids.get(name, "")
+    if not value and name == "sandbox":
+        return SANDBOX_CLIENT_ID
+    if not value:
+        raise errors.Unavailable(f"The {name} platform is not configured.")
+    return value
+
+
+def client_secret_name(name: str) -> str:
+    """The secrets-port name of a platform's client secret ("google-ads-client-secret")."""
+    return f"{name.replace('_', '-')}-client-secret"
