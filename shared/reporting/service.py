@@ -1,0 +1,161 @@
+"""`run_query`: authorize, resolve the client's datasets, run one statement, audit.
+
+Order of events (each step's failure stops the ones after it):
+
+1. in the caller's transaction: `require_client(..., "read", ...)` (404 for a
+   client of another organization, an unassigned one, or none), then the
+   client's datasets for the requested platforms and the organization's
+   location, both read under RLS. A platform without a ready dataset is a 404
+   naming the platform: an empty answer would look like "no spend" when the
+   truth is "never connected";
+2. the statement from `shared.reporting.sql`, on the warehouse, with the
+   bytes-billed cap, the timeout and job labels (org, client) from settings;
+3. a second short transaction writes the one audit record: the client and a
+   hash of the spec (never filter values). The Postgres connection is not held
+   while the warehouse works (a BigQuery job can take seconds; the pool is
+   small and sits behind a transaction-mode pooler). If step 2 fails, the
+   runtime writes the failure record instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shared import errors
+from shared.policy import require_client
+from shared.reporting import sql
+from shared.reporting.spec import QuerySpec
+from shared.warehouse.ids import label_value
+
+if TYPE_CHECKING:
+    from shared.principal import Principal
+    from shared.runtime import Runtime
+
+_DATASETS = (
+    "select d.platform, d.dataset_id, d.status, o.location"
+    " from datasets d join organizations o on o.id = d.org_id"
+    " where d.client_id = %s and d.platform = any(%s)"
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What step 1 resolved: where to read, in which location."""
+
+    client_id: str
+    location: str
+    tables: list[tuple[str, str]]  # (platform, dataset id), in the spec's platform order
+
+
+@dataclass(frozen=True)
+class Report:
+    columns: list[str]
+    rows: list[list[Any]]
+    totals: list[dict[str, Any]]
+    truncated: bool
+    bytes_processed: int | None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "columns": self.columns,
+            "rows": self.rows,
+            "totals": self.totals,
+            "truncated": self.truncated,
+            "bytes_processed": self.bytes_processed,
+        }
+
+
+def plan(tx: Any, principal: Principal, spec: QuerySpec) -> Plan:
+    """Authorize, then find the datasets; see step 1 in the module docstring."""
+    client_id = str(spec.client_id)
+    require_client(tx, principal, "read", client_id)
+    rows = tx.execute(_DATASETS, (client_id, list(spec.platforms))).fetchall()
+    found = {
+        platform: (dataset_id, location)
+        for platform, dataset_id, status, location in rows
+        if status == "ready"
+    }
+    missing = [p for p in spec.platforms if p not in found]
+    if missing:
+        raise errors.NotFound(f"The client has no dataset for platform {missing[0]}.")
+    locations = {location for _, location in found.values()}
+    if len(locations) != 1:  # one organization, one location: never expected
+        raise errors.Conflict("The client's datasets are in more than one location.")
+    return Plan(
+        client_id=client_id,
+        location=locations.pop(),
+        tables=[(p, found[p][0]) for p in spec.platforms],
+    )
+
+
+def execute(runtime: Runtime, principal: Principal, spec: QuerySpec, where: Plan) -> Report:
+    """Run the statement for `spec` over the planned datasets and shape the answer."""
+    warehouse = runtime.warehouse
+    settings = runtime.settings
+    statement = sql.build(
+        spec,
+        [(platform, warehouse.table_ref(dataset_id)) for platform, dataset_id in where.tables],
+        warehouse.dialect,
+    )
+    result = warehouse.query(
+        statement.sql,
+        statement.params,
+        location=where.location,
+        labels={
+            "org": label_value(principal.org_id),
+            "client": where.client_id,
+            "env": label_value(settings.env.lower()),
+            "cosma_op": "query",
+        },
+        max_bytes_billed=settings.bytes_billed_cap,
+        timeout_s=settings.query_timeout_s,
+        datasets=[dataset_id for _, dataset_id in where.tables],
+    )
+    return _shape(spec, statement.columns, result.rows, result.bytes_processed)
+
+
+def _shape(
+    spec: QuerySpec, columns: list[str], rows: list[tuple[Any, ...]], bytes_processed: int | None
+) -> Report:
+    detail: list[list[Any]] = []
+    totals: list[dict[str, Any]] = []
+    total_columns = [*(["currency"] if spec.has_money else []), *spec.metrics]
+    for row in rows:
+        values = dict(zip(columns, row[2:], strict=True))
+        if row[0] == 0:
+            detail.append([_plain(values[c]) for c in columns])
+        else:
+            totals.append({c: _plain(values[c]) for c in total_columns})
+    truncated = len(detail) > spec.limit
+    return Report(columns, detail[: spec.limit], totals, truncated, bytes_processed)
+
+
+def _plain(value: Any) -> Any:
+    # DuckDB sums BIGINT into HUGEINT and BigQuery may hand back Decimal: JSON wants
+    # plain ints and floats (dates are rendered ISO by the JSON encoder).
+    if isinstance(value, int | float | str) or value is None:
+        return value
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def run_query(
+    runtime: Runtime,
+    tenant: Callable[[], AbstractContextManager[Any]],
+    principal: Principal,
+    spec: QuerySpec,
+) -> Report:
+    """The whole query: authorize and plan, run, audit. `tenant` opens the caller's
+    transaction (`ctx.tenant`)."""
+    with tenant() as tx:
+        where = plan(tx, principal, spec)
+    report = execute(runtime, principal, spec, where)
+    with tenant() as tx:
+        tx.audit(resource=f"client:{where.client_id}", detail=f"spec_sha256={spec.sha256()}")
+    return report
