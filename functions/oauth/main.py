@@ -1,13 +1,98 @@
-"""Cloud Function `oauth`."""
+"""Cloud Function `oauth`: connect, callback, disconnect and list ad-platform connections.
+
+    POST   /oauth/{platform}/start   {client_id, account_ids | all_accounts}  editor/admin
+    GET    /oauth/callback?code=&state=   the provider's redirect; 302 to the app
+    DELETE /connections/{id}         revoke at the provider, delete the token  editor/admin
+    GET    /connections?client_id=   the client's connections (no token material)
+
+Handlers parse, make one call into `shared.connections` and respond.
+"""
 
 from __future__ import annotations
 
+import uuid
+from typing import Annotated
+
 import functions_framework
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from werkzeug.wrappers import Request, Response
 
-from shared.http import Router
+from shared import connections
+from shared.http import Context, Router, json_response
 
 router = Router("oauth")
+
+AccountId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+
+
+class StartRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    client_id: uuid.UUID
+    # The ad accounts this client's connection may read; loading every account a
+    # login reaches must be asked for explicitly (agency logins reach many clients).
+    account_ids: list[AccountId] = Field(default_factory=list, max_length=200)
+    all_accounts: bool = False
+
+    @model_validator(mode="after")
+    def _accounts_chosen(self) -> StartRequest:
+        if bool(self.account_ids) == self.all_accounts:
+            raise ValueError("give account_ids, or all_accounts=true, but not both")
+        return self
+
+
+class CallbackQuery(BaseModel):
+    # Providers append parameters of their own (Google: scope, authuser, prompt;
+    # Microsoft: session_state); they are ignored, not refused.
+    model_config = ConfigDict(extra="ignore")
+    code: str = Field(default="", max_length=4096)
+    auth_code: str = Field(default="", max_length=4096)  # TikTok's name for the code
+    state: str = Field(default="", max_length=256)
+    error: str = Field(default="", max_length=128)
+    error_description: str = Field(default="", max_length=1024)
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    client_id: uuid.UUID
+
+
+@router.route("POST", "/oauth/{platform}/start", action="oauth.start", body=StartRequest)
+def start(ctx: Context, platform: str) -> Response:
+    """Start connecting a platform: returns the provider's authorization URL."""
+    principal = ctx.principal()
+    body: StartRequest = ctx.body()
+    with ctx.tenant() as tx:
+        started = connections.start(
+            ctx.runtime, tx, principal, platform, str(body.client_id), list(body.account_ids)
+        )
+    return json_response(started.public())
+
+
+@router.route("GET", "/oauth/callback", action="oauth.callback", query=CallbackQuery)
+def callback(ctx: Context) -> Response:
+    """The provider's redirect: finish the connection and send the browser to the app."""
+    query: CallbackQuery = ctx.query()
+    return connections.callback_response(
+        ctx, query.code or query.auth_code, query.state, query.error
+    )
+
+
+@router.route("DELETE", "/connections/{connection_id}", action="oauth.disconnect")
+def disconnect(ctx: Context, connection_id: str) -> Response:
+    """Disconnect: revoke at the provider and delete the stored token."""
+    done = connections.disconnect(ctx, ctx.principal(), connection_id)
+    return json_response(done.public())
+
+
+@router.route("GET", "/connections", action="connections.list", query=ListQuery)
+def list_connections(ctx: Context) -> Response:
+    """The client's connections and their status."""
+    principal = ctx.principal()
+    query: ListQuery = ctx.query()
+    with ctx.tenant() as tx:
+        rows = connections.list_connections(tx, principal, str(query.client_id))
+        tx.audit(resource=f"/connections?client_id={query.client_id}")
+    return json_response({"connections": rows})
 
 
 @functions_framework.http
