@@ -56,7 +56,8 @@ def ensure_roles(conn: psycopg.Connection, passwords: dict[str, str] | None = No
                 )
             )
     me = conn.execute("select current_user").fetchone()
-    assert me is not None
+    if me is None:  # not an assert: python -O must not skip the check
+        raise RuntimeError("no current_user")
     conn.execute(sql.SQL("grant {} to {}").format(sql.Identifier(OWNER), sql.Identifier(me[0])))
     dbname = conn.info.dbname
     conn.execute(

@@ -39,7 +39,7 @@ class Settings:
     keyring_dir: Path | None = None
     secrets_dir: Path | None = None
     gcp_project: str = ""
-    keyring_secret_name: str = "token-keyring"
+    keyring_secret_name: str = "token-keyring"  # noqa: S105 (a secret's name, not a value)
     secret_manager_endpoint: str = ""
     # Warehouse.
     warehouse: str = "duckdb"
