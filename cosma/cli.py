@@ -65,6 +65,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings = local_settings(db.app_url, db.worker_url, home)
         runtime = Runtime(settings)
+        from cosma import sandbox_oauth
+
+        # The sandbox platform's client secret, created on first run like the keys.
+        sandbox_oauth.ensure_client_secret(settings)
         # First run creates the local key directory (0700) and its first key (0600).
         newest = runtime.secrets.keyring()[0][0]
         print(f"cosma: token key version {newest} in {settings.keyring_dir}", flush=True)

@@ -73,6 +73,10 @@ def local_router() -> Router:
         """RFC 9116 security.txt."""
         return Response(security_txt.render(ctx.settings.public_url), mimetype="text/plain")
 
+    # The sandbox platform's OAuth provider, so the connect flow runs without internet.
+    from cosma import sandbox_oauth
+
+    router.add(sandbox_oauth.provider.router())
     return router
 
 

@@ -1,0 +1,174 @@
+"""The sandbox platform's OAuth 2.0 provider, served by the local server.
+
+    GET  /sandbox/oauth/authorize   auto-approves; 302 to redirect_uri with code and state
+    POST /sandbox/oauth/token       authorization_code (PKCE S256 checked) and
+                                    refresh_token (rotating, like Microsoft's)
+    POST /sandbox/oauth/revoke      RFC 7009: 200 whether or not the token was known
+
+A real OAuth server for loopback, small on purpose: one registered client (the
+sandbox client id and the `sandbox-client-secret` from the secrets port), one
+scope, the redirect URI must be the API's own callback. Codes live 60 s and are
+single-use; tokens are random and kept in memory (a restart forgets them, and
+connections then need a reconnect, as after a real revocation).
+`access_token_valid()` is what the sandbox report API checks.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from werkzeug.wrappers import Response
+
+from shared.http import Context, Router, json_response
+from shared.platforms import oauth, registry
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
+
+SCOPE = "reports.read"
+CODE_TTL_S = 60
+ACCESS_TTL_S = 3600
+
+
+@dataclass
+class _Code:
+    client_id: str
+    redirect_uri: str
+    challenge: str
+    expires_at: float
+
+
+def ensure_client_secret(settings: Settings) -> None:
+    """Local mode: create the sandbox client secret (0600) on first run."""
+    folder = settings.secrets_dir
+    if folder is None:
+        return
+    path = Path(folder) / registry.client_secret_name("sandbox")
+    if path.exists():
+        return
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(32))
+
+
+class SandboxOAuth:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._codes: dict[str, _Code] = {}
+        self._access: dict[str, float] = {}  # token -> expiry
+        self._refresh: set[str] = set()
+
+    def access_token_valid(self, token: str) -> bool:
+        with self._lock:
+            expiry = self._access.get(token)
+        return expiry is not None and expiry > self._clock()
+
+    def router(self) -> Router:
+        router = Router("sandbox")
+        router.route("GET", "/sandbox/oauth/authorize")(self._authorize)
+        router.route("POST", "/sandbox/oauth/token")(self._token)
+        router.route("POST", "/sandbox/oauth/revoke")(self._revoke)
+        return router
+
+    # ------------------------------------------------------------ endpoints
+
+    def _authorize(self, ctx: Context) -> Response:
+        args = ctx.request.args
+        client_id = registry.client_id("sandbox", ctx.settings)
+        callback = ctx.settings.public_url.rstrip("/") + "/oauth/callback"
+        # An unknown client or redirect URI is never redirected to (RFC 6749 4.1.2.1).
+        if args.get("client_id") != client_id or args.get("redirect_uri") != callback:
+            return _error("invalid_request", status=400)
+        params = {"state": args.get("state", "")}
+        if args.get("response_type") != "code":
+            params["error"] = "unsupported_response_type"
+        elif args.get("code_challenge_method") != "S256" or not args.get("code_challenge"):
+            params["error"] = "invalid_request"
+        elif SCOPE not in args.get("scope", "").split():
+            params["error"] = "invalid_scope"
+        else:
+            code = secrets.token_urlsafe(32)
+            with self._lock:
+                self._codes[code] = _Code(
+                    client_id, callback, args["code_challenge"], self._clock() + CODE_TTL_S
+                )
+            params["code"] = code
+        return Response(status=302, headers={"Location": f"{callback}?{urlencode(params)}"})
+
+    def _token(self, ctx: Context) -> Response:
+        form = ctx.request.form
+        if not self._client_ok(ctx, form.get("client_id", ""), form.get("client_secret", "")):
+            return _error("invalid_client", status=401)
+        grant = form.get("grant_type")
+        if grant == "authorization_code":
+            with self._lock:
+                found = self._codes.pop(form.get("code", ""), None)  # single use
+            verifier = form.get("code_verifier", "")
+            if (
+                found is None
+                or found.expires_at <= self._clock()
+                or found.redirect_uri != form.get("redirect_uri")
+                or not verifier
+                or not hmac.compare_digest(oauth.code_challenge(verifier), found.challenge)
+            ):
+                return _error("invalid_grant")
+            return json_response(self._issue())
+        if grant == "refresh_token":
+            old = form.get("refresh_token", "")
+            with self._lock:
+                known = old in self._refresh
+                self._refresh.discard(old)  # rotation: the old one dies now
+            if not known:
+                return _error("invalid_grant")
+            return json_response(self._issue())
+        return _error("unsupported_grant_type")
+
+    def _revoke(self, ctx: Context) -> Response:
+        form = ctx.request.form
+        if not self._client_ok(ctx, form.get("client_id", ""), form.get("client_secret", "")):
+            return _error("invalid_client", status=401)
+        token = form.get("token", "")
+        with self._lock:
+            self._refresh.discard(token)
+            self._access.pop(token, None)
+        return Response(status=200)
+
+    # ------------------------------------------------------------ internals
+
+    def _client_ok(self, ctx: Context, client_id: str, secret: str) -> bool:
+        expected = ctx.runtime.secrets.get(registry.client_secret_name("sandbox"))
+        return client_id == registry.client_id("sandbox", ctx.settings) and hmac.compare_digest(
+            secret.encode(), expected.encode()
+        )
+
+    def _issue(self) -> dict[str, object]:
+        access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(48)
+        with self._lock:
+            self._access[access] = self._clock() + ACCESS_TTL_S
+            self._refresh.add(refresh)
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TTL_S,
+            "refresh_token": refresh,
+            "scope": SCOPE,
+        }
+
+
+def _error(code: str, status: int = 400) -> Response:
+    return json_response({"error": code}, status=status)
+
+
+# The local server's one provider: the sandbox report API checks tokens against it.
+provider = SandboxOAuth()
