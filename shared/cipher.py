@@ -61,17 +61,17 @@ class Sealed:
     key_version: str
 
 
+def _field(value: str) -> bytes:
+    if type(value) is not str or not value:
+        raise ValueError
+    raw = value.encode("utf-8")
+    if len(raw) > _MAX_FIELD:
+        raise ValueError
+    return len(raw).to_bytes(2, "big") + raw
+
+
 def _envelope(connection_id: str, org_id: str, purpose: str) -> bytes:
-    parts = [_ENVELOPE_V1]
-    for value in (purpose, org_id, connection_id):
-        if not isinstance(value, str) or not value:
-            raise ValueError
-        raw = value.encode("utf-8")
-        if len(raw) > _MAX_FIELD:
-            raise ValueError
-        parts.append(len(raw).to_bytes(2, "big"))
-        parts.append(raw)
-    return b"".join(parts)
+    return _ENVELOPE_V1 + _field(purpose) + _field(org_id) + _field(connection_id)
 
 
 class TokenCipher:
@@ -153,7 +153,7 @@ class TokenCipher:
     ) -> Sealed:
         """Open with whichever key sealed it (checking the binding), seal with the newest."""
         header = self._header(connection_id, org_id, purpose)
-        return self._seal(header + self._open_raw(ciphertext, header))
+        return self._seal(self._open_raw(ciphertext, header))
 
     # ------------------------------------------------------------ internals
 
@@ -172,10 +172,12 @@ class TokenCipher:
         return header
 
     def _open(self, ciphertext: bytes, connection_id: str, org_id: str, purpose: str) -> bytes:
-        return self._open_raw(ciphertext, self._header(connection_id, org_id, purpose))
+        """The token bytes after the envelope."""
+        header = self._header(connection_id, org_id, purpose)
+        return self._open_raw(ciphertext, header)[len(header) :]
 
     def _open_raw(self, ciphertext: bytes, header: bytes) -> bytes:
-        """The token bytes after the envelope, or InvalidToken with no cause attached."""
+        """The whole plaintext, its envelope checked, or InvalidToken with no cause attached."""
         plaintext = b""
         try:
             version, sep, token = bytes(ciphertext).partition(b":")
@@ -192,4 +194,4 @@ class TokenCipher:
         # Raised outside the except block, so no library exception rides along as context.
         if not plaintext or not hmac.compare_digest(plaintext[: len(header)], header):
             raise InvalidToken()
-        return plaintext[len(header) :]
+        return plaintext

@@ -51,11 +51,14 @@ select id, org_id, token_ciphertext from public.connections
  for update skip locked
 """
 
+# `c.id = any(ids)` lets the planner find the batch through the primary key
+# instead of hashing the whole table for every batch. Binary parameters (%b)
+# send the ciphertexts as raw bytes, not escaped text.
 _UPDATE_BATCH = """
 update public.connections c
-   set token_ciphertext = v.ciphertext, key_version = %s
-  from unnest(%s::uuid[], %s::bytea[]) as v(id, ciphertext)
- where c.id = v.id
+   set token_ciphertext = v.ciphertext, key_version = %(version)s
+  from unnest(%(ids)b::uuid[], %(ciphertexts)b::bytea[]) as v(id, ciphertext)
+ where c.id = v.id and c.id = any(%(ids)b::uuid[])
 """
 
 _REMAINING = """
@@ -152,7 +155,7 @@ def _one_pass(
     moved = 0
     while True:
         with db.transaction() as conn:
-            rows = conn.execute(_SELECT_BATCH, (after, newest, batch_size)).fetchall()
+            rows = conn.execute(_SELECT_BATCH, (after, newest, batch_size), binary=True).fetchall()
             if not rows:
                 return moved
             ids: list[object] = []
@@ -173,7 +176,7 @@ def _one_pass(
                 ids.append(conn_id)
                 sealed.append(new.ciphertext)
             if ids:
-                conn.execute(_UPDATE_BATCH, (newest, ids, sealed))
+                conn.execute(_UPDATE_BATCH, {"version": newest, "ids": ids, "ciphertexts": sealed})
             after = rows[-1][0]
         moved += len(ids)
         progress.rotated += len(ids)
