@@ -33,7 +33,7 @@ CAMPAIGN_NAMES = (
     "Brand 'Q1'; drop table x; --",
     'Say "hi" or 1=1 --',
     "back`tick\\slash",
-    "Ünïcode ’quotes’ “smart”",
+    "Ünïcode \u2019quotes\u2019 \u201csmart\u201d",
     None,
 )
 MONEY_COLUMNS = ("spend_micros", "conversion_value_micros")
