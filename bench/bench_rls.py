@@ -44,7 +44,9 @@ def _load(admin_url: str) -> None:
         conn.execute("vacuum analyze members")
 
 
-def _time_pair(first: Callable[[int], None], second: Callable[[int], None], orgs: list[int]) -> tuple[float, float]:
+def _time_pair(
+    first: Callable[[int], None], second: Callable[[int], None], orgs: list[int]
+) -> tuple[float, float]:
     """Medians of both, sampled alternately so machine load hits both alike."""
     a, b = [], []
     for org in orgs:

@@ -36,7 +36,7 @@ def start_embedded(datadir: Path) -> tuple[str, Callable[[], None]]:
     # pgserver logs every pg_ctl call at INFO; keep the console for what matters.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     datadir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(datadir, cleanup_mode="stop")
+    server = pgserver.get_server(datadir, cleanup_mode="stop")  # type: ignore[attr-defined]
     return server.get_uri(), server.cleanup
 
 
@@ -54,7 +54,9 @@ def with_user(url: str, user: str, password: str) -> str:
 def create_database(admin_url: str, dbname: str, *, fresh: bool = False) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         if fresh:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname)))
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname))
+            )
         exists = conn.execute("select 1 from pg_database where datname = %s", (dbname,)).fetchone()
         if not exists:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))

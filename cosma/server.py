@@ -38,7 +38,9 @@ def load_function(name: str, root: Path = ROOT) -> ModuleType:
     module_name = f"cosma_function_{name}"
     if module_name in sys.modules:
         return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, root / "functions" / name / "main.py")
+    spec = importlib.util.spec_from_file_location(
+        module_name, root / "functions" / name / "main.py"
+    )
     if spec is None or spec.loader is None:
         raise ImportError(f"no function {name}")
     module = importlib.util.module_from_spec(spec)

@@ -175,9 +175,7 @@ def problem_response(exc: errors.CosmaError, request_id: str, instance: str = ""
     response = Response(json.dumps(body, default=str), status=exc.status, content_type=PROBLEM_JSON)
     if isinstance(exc, errors.TooManyRequests):
         response.headers["Retry-After"] = str(exc.retry_after)
-        response.headers["RateLimit"] = (
-            f'"default";r={exc.remaining};t={exc.retry_after}'
-        )
+        response.headers["RateLimit"] = f'"default";r={exc.remaining};t={exc.retry_after}'
         if exc.limit:
             response.headers["RateLimit-Policy"] = f'"default";q={exc.limit};w={exc.window}'
     return response
@@ -186,7 +184,9 @@ def problem_response(exc: errors.CosmaError, request_id: str, instance: str = ""
 def client_ip(request: Request) -> str:
     # Behind Google's load balancer the client is the second-to-last X-Forwarded-For
     # entry; locally it is the socket peer.
-    forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",") if p.strip()]
+    forwarded = [
+        p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",") if p.strip()
+    ]
     if len(forwarded) >= 2:
         return forwarded[-2]
     if forwarded:
@@ -247,7 +247,8 @@ class Router:
         if not _REQUEST_ID.match(request_id):
             request_id = uuid.uuid4().hex
         trace = logs.trace_from_header(
-            request.headers.get("X-Cloud-Trace-Context", "") or request.headers.get("traceparent", ""),
+            request.headers.get("X-Cloud-Trace-Context", "")
+            or request.headers.get("traceparent", ""),
             settings.gcp_project,
         )
         started = time.perf_counter()

@@ -37,8 +37,9 @@ class LogContext:
     function: str = ""
 
 
-_context: contextvars.ContextVar[LogContext] = contextvars.ContextVar(
-    "cosma_log_context", default=LogContext()
+_EMPTY = LogContext()
+_context: contextvars.ContextVar[LogContext | None] = contextvars.ContextVar(
+    "cosma_log_context", default=None
 )
 
 
@@ -52,12 +53,12 @@ def bind(request_id: str = "", trace: str = "", function: str = "") -> Iterator[
 
 
 def current_request_id() -> str:
-    return _context.get().request_id
+    return (_context.get() or _EMPTY).request_id
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        ctx = _context.get()
+        ctx = _context.get() or _EMPTY
         entry: dict[str, Any] = {
             "severity": _SEVERITY.get(record.levelno, "DEFAULT"),
             "message": redact(record.getMessage()),
@@ -71,7 +72,9 @@ class JsonFormatter(logging.Formatter):
             entry["stack_trace"] = redact("".join(traceback.format_exception(*record.exc_info)))
         if ctx.trace:
             entry["logging.googleapis.com/trace"] = ctx.trace
-        labels = {k: v for k, v in (("request_id", ctx.request_id), ("function", ctx.function)) if v}
+        labels = {
+            k: v for k, v in (("request_id", ctx.request_id), ("function", ctx.function)) if v
+        }
         if labels:
             entry["logging.googleapis.com/labels"] = labels
         return json.dumps(entry, default=str)

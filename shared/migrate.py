@@ -33,7 +33,7 @@ class Migration:
 
 def migrations() -> list[Migration]:
     folder = resources.files("shared") / "migrations"
-    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [Migration(f.name.removesuffix(".sql"), f.read_text()) for f in files]
 
 
@@ -70,7 +70,9 @@ def ensure_roles(conn: psycopg.Connection, passwords: dict[str, str] | None = No
             sql.Identifier(dbname), sql.Identifier(APP), sql.Identifier(WORKER)
         )
     )
-    conn.execute(sql.SQL("grant usage, create on schema public to {}").format(sql.Identifier(OWNER)))
+    conn.execute(
+        sql.SQL("grant usage, create on schema public to {}").format(sql.Identifier(OWNER))
+    )
     conn.execute(
         sql.SQL("grant usage on schema public to {}, {}").format(
             sql.Identifier(APP), sql.Identifier(WORKER)
@@ -93,7 +95,9 @@ def apply(admin_url: str, passwords: dict[str, str] | None = None) -> list[str]:
                 " version text primary key, checksum text not null,"
                 " applied_at timestamptz not null default now())"
             )
-        done = dict(conn.execute("select version, checksum from public.schema_migrations").fetchall())
+        done: dict[str, str] = dict(
+            conn.execute("select version, checksum from public.schema_migrations").fetchall()
+        )
         for migration in migrations():
             if migration.version in done:
                 if done[migration.version] != migration.checksum:

@@ -93,7 +93,9 @@ class Settings:
             return Path(value) if value else None
 
         client_ids = {
-            key.lower(): get(f"{key}_CLIENT_ID") for key in _PLATFORM_KEYS if get(f"{key}_CLIENT_ID")
+            key.lower(): get(f"{key}_CLIENT_ID")
+            for key in _PLATFORM_KEYS
+            if get(f"{key}_CLIENT_ID")
         }
         base_urls = {
             key.lower(): get(f"{key}_BASE_URL") for key in _PLATFORM_KEYS if get(f"{key}_BASE_URL")

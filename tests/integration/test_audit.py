@@ -45,9 +45,12 @@ def test_concurrent_writers_keep_one_chain(runtime: Runtime, org: Org, pg) -> No
     for t in threads:
         t.join()
     with psycopg.connect(pg.admin_url) as conn:
-        seqs = [r[0] for r in conn.execute(
-            "select seq from audit_log where org_id = %s order by seq", (org.id,)
-        )]
+        seqs = [
+            r[0]
+            for r in conn.execute(
+                "select seq from audit_log where org_id = %s order by seq", (org.id,)
+            )
+        ]
         assert seqs == list(range(1, 21))
         assert audit.verify(conn, org.id) == []
 
@@ -62,7 +65,10 @@ def test_app_and_worker_cannot_touch_history(
 ) -> None:
     _write(runtime, org, 1)
     url = pg.app_url if role == "cosma_app" else pg.worker_url
-    with psycopg.connect(url, autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+    with (
+        psycopg.connect(url, autocommit=True) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
         conn.execute(statement)
 
 
@@ -113,17 +119,25 @@ def test_audit_verify_command(runtime: Runtime, org: Org, pg) -> None:
     env = {"DATABASE_URL": pg.admin_url, "PATH": "/usr/bin:/bin"}
     ok = subprocess.run(
         [sys.executable, "-m", "cosma.cli", "audit-verify", "--org", org.id],
-        env=env, capture_output=True, text=True, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert ok.returncode == 0, ok.stderr
     assert "intact" in ok.stdout
     with psycopg.connect(pg.admin_url, autocommit=True) as conn, conn.transaction():
         conn.execute("alter table audit_log disable trigger audit_log_no_update")
-        conn.execute("update audit_log set actor = 'mallory' where org_id = %s and seq = 1", (org.id,))
+        conn.execute(
+            "update audit_log set actor = 'mallory' where org_id = %s and seq = 1", (org.id,)
+        )
         conn.execute("alter table audit_log enable trigger audit_log_no_update")
     bad = subprocess.run(
         [sys.executable, "-m", "cosma.cli", "audit-verify", "--org", org.id],
-        env=env, capture_output=True, text=True, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert bad.returncode == 1
     assert f"org={org.id} seq=1" in bad.stdout

@@ -71,9 +71,11 @@ def build_router() -> Router:
 
 def _public_pem() -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +216,7 @@ def test_cors_allowed_origin(http: Client) -> None:
 def test_cors_disallowed_origin_gets_no_cors_headers(http: Client) -> None:
     r = http.get("/ok", headers={"Origin": "https://evil.example"})
     assert r.status_code == 200
-    assert not any(h.startswith("Access-Control-") for h in r.headers.keys())
+    assert not any(h.startswith("Access-Control-") for h in r.headers)
 
 
 def test_cors_preflight_allowed(http: Client) -> None:

@@ -118,7 +118,9 @@ def test_no_claims_sees_nothing(runtime: Runtime, two_orgs: tuple[Org, Org]) -> 
             assert conn.execute(f"select count(*) from {table}").fetchone() == (0,), table
 
 
-def test_cross_tenant_insert_fails_on_with_check(runtime: Runtime, two_orgs: tuple[Org, Org]) -> None:
+def test_cross_tenant_insert_fails_on_with_check(
+    runtime: Runtime, two_orgs: tuple[Org, Org]
+) -> None:
     a, b = two_orgs
     admin_a = a.principal(a.user("admin"))
     with pytest.raises(errors.Forbidden):
@@ -145,9 +147,10 @@ def test_cross_tenant_update_and_delete_touch_nothing(
         (a.id,),
         (a.id,),
     ]
-    assert _rows(
-        runtime, admin_a, f"delete from connections where org_id = '{b.id}' returning id"
-    ) == []
+    assert (
+        _rows(runtime, admin_a, f"delete from connections where org_id = '{b.id}' returning id")
+        == []
+    )
     with psycopg.connect(pg.admin_url) as conn:
         names = conn.execute("select name from clients where org_id = %s", (b.id,)).fetchall()
         assert all(name != "pwned" for (name,) in names)
@@ -219,7 +222,11 @@ def test_editor_writes_only_assigned_clients(runtime: Runtime, two_orgs: tuple[O
             f" values ('{a.id}', '{a.clients[1]}', 'sandbox', 'e') returning id",
         )
     with pytest.raises(errors.Forbidden):
-        _rows(runtime, editor, f"insert into clients (org_id, name) values ('{a.id}', 'x') returning id")
+        _rows(
+            runtime,
+            editor,
+            f"insert into clients (org_id, name) values ('{a.id}', 'x') returning id",
+        )
 
 
 @pytest.mark.parametrize(
@@ -231,7 +238,9 @@ def test_editor_writes_only_assigned_clients(runtime: Runtime, two_orgs: tuple[O
         "alter table audit_log disable trigger audit_log_no_update",
     ],
 )
-def test_app_role_cannot_weaken_rls(runtime: Runtime, two_orgs: tuple[Org, Org], statement: str) -> None:
+def test_app_role_cannot_weaken_rls(
+    runtime: Runtime, two_orgs: tuple[Org, Org], statement: str
+) -> None:
     a, _ = two_orgs
     with (
         pytest.raises(errors.Forbidden),

@@ -34,13 +34,21 @@ def test_json_line_with_trace_and_request_id(captured: tuple[logging.Logger, io.
     entry = json.loads(stream.getvalue())
     assert entry["severity"] == "INFO"
     assert entry["message"] == "hello world"
-    assert entry["logging.googleapis.com/trace"] == "projects/proj/traces/105445aa7843bc8bf206b12000100000"
-    assert entry["logging.googleapis.com/labels"] == {"request_id": "req-12345678", "function": "oauth"}
+    assert (
+        entry["logging.googleapis.com/trace"]
+        == "projects/proj/traces/105445aa7843bc8bf206b12000100000"
+    )
+    assert entry["logging.googleapis.com/labels"] == {
+        "request_id": "req-12345678",
+        "function": "oauth",
+    }
 
 
 def test_traceparent_header() -> None:
     header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-    assert logs.trace_from_header(header, "p") == "projects/p/traces/4bf92f3577b34da6a3ce929d0e0e4736"
+    assert (
+        logs.trace_from_header(header, "p") == "projects/p/traces/4bf92f3577b34da6a3ce929d0e0e4736"
+    )
 
 
 @pytest.mark.parametrize(
@@ -55,7 +63,9 @@ def test_traceparent_header() -> None:
         "code=4/0AX4XfWh-authorization-code&state=abc",
     ],
 )
-def test_secrets_never_reach_a_line(captured: tuple[logging.Logger, io.StringIO], secret: str) -> None:
+def test_secrets_never_reach_a_line(
+    captured: tuple[logging.Logger, io.StringIO], secret: str
+) -> None:
     logger, stream = captured
     logger.info("value %s", secret)
     try:
@@ -63,8 +73,15 @@ def test_secrets_never_reach_a_line(captured: tuple[logging.Logger, io.StringIO]
     except ValueError:
         logger.exception("failed")
     out = stream.getvalue()
-    for needle in (JWT, "1//0gAbCdEfGhIjKlMnOp", "GOCSPX-abcdefghijkl", "jane.doe@agency.example",
-                   "gAAAAABnX7s2xQ", "203.0.113.7", "4/0AX4XfWh-authorization-code"):
+    for needle in (
+        JWT,
+        "1//0gAbCdEfGhIjKlMnOp",
+        "GOCSPX-abcdefghijkl",
+        "jane.doe@agency.example",
+        "gAAAAABnX7s2xQ",
+        "203.0.113.7",
+        "4/0AX4XfWh-authorization-code",
+    ):
         assert needle not in out
 
 
