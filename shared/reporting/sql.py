@@ -171,6 +171,8 @@ def build(spec: QuerySpec, tables: Sequence[tuple[str, str]], dialect: Dialect) 
     window = ", ".join(
         f"{q(k)} {'DESC' if desc else 'ASC'} NULLS LAST" for k, desc in spec.order_keys
     )
+    # No group keys and no order: at most one detail row, nothing to order by.
+    window = f"ORDER BY {window}" if window else ""
     params.append(QueryParam("row_cap", spec.limit + 1, "INT64"))
 
     key_cols = [q(k) for k in keys]
@@ -187,7 +189,7 @@ def build(spec: QuerySpec, tables: Sequence[tuple[str, str]], dialect: Dialect) 
         f"grouped AS (\n  {grouped}\n),\n"
         f"measured AS (\n  SELECT {', '.join([*key_cols, *metric_select])}\n  FROM grouped\n),\n"
         f"detail AS (\n  SELECT {', '.join([*key_cols, *metric_cols])},"
-        f" ROW_NUMBER() OVER (ORDER BY {window}) AS {q('_rn')}\n  FROM measured\n),\n"
+        f" ROW_NUMBER() OVER ({window}) AS {q('_rn')}\n  FROM measured\n),\n"
         f"total_sums AS (\n  SELECT {total_sums}\n  FROM grouped{total_group}\n"
         "  HAVING COUNT(*) > 0\n),\n"
         f"totals AS (\n  SELECT {', '.join([*total_keys, *metric_select])}\n  FROM total_sums\n)\n"

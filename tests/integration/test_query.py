@@ -248,3 +248,13 @@ def test_the_served_function_answers_through_functions_framework(
 ) -> None:
     # The LocalServer routes /query to functions/query/main.py's router, as the URL map does.
     assert server.router_for("/query").function == "query"
+
+
+def test_metrics_without_dimensions_give_one_row(
+    client: Client, tokens: TokenIssuer, data: tuple[Fixture, ...]
+) -> None:
+    mine = data[0]
+    spec = spec_for(mine, metrics=["clicks", "ctr"], dimensions=[])
+    body = check(post(client, tokens, mine.org, "viewer", spec), mine, spec)
+    assert body["columns"] == ["clicks", "ctr"] and len(body["rows"]) == 1
+    assert body["totals"] == [dict(zip(body["columns"], body["rows"][0], strict=True))]

@@ -1,4 +1,3 @@
-# ruff: noqa: S608
 """The SQL builder: identifiers only from the allow-lists, values only as parameters,
 the dialect differences in one place. (It runs against DuckDB and the BigQuery
 recording server in tests/integration/test_query*.py.)"""
@@ -177,3 +176,8 @@ def test_the_sql_text_does_not_depend_on_filter_values(
         [values[1], values[2]],
         values[2],
     ]
+
+
+def test_no_group_keys_and_no_order_gives_a_plain_window() -> None:
+    sql = build(spec(metrics=["clicks"], dimensions=[], order_by=[]), BQ_TABLES, "bigquery").sql
+    assert "ROW_NUMBER() OVER () AS `_rn`" in sql and "GROUP BY" not in sql
