@@ -79,6 +79,10 @@ def local_router() -> Router:
     from cosma import sandbox_oauth
 
     router.add(sandbox_oauth.provider.router())
+    # ... and its report API, which the sandbox connector syncs from.
+    from cosma import sandbox_reports
+
+    router.add(sandbox_reports.reports.router())
     return router
 
 

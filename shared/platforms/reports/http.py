@@ -60,7 +60,7 @@ Auth = Literal["bearer", "access-token"] | None
 ErrorHook = Callable[[int, Any, Mapping[str, str]], ProviderError | None]
 
 
-class AccessTokenRejected(ProviderError):  # noqa: N818 (named like its siblings)
+class AccessTokenRejected(ProviderError):
     """The provider refused the access token (HTTP 401 or the platform's own code).
 
     Not `InvalidGrant`: the refresh token may be fine. The sync engine refreshes

@@ -1,7 +1,8 @@
 """LinkedIn Marketing API (versioned /rest): ad analytics by creative, daily.
 
 Requests (headers `LinkedIn-Version: YYYYMM`, `X-Restli-Protocol-Version: 2.0.0`,
-Rest.li 2.0 query syntax, which must reach the server unencoded where shown):
+Rest.li 2.0 query syntax, which must reach the server unencoded where shown;
+paths relative to the registry's api_base_url, https://api.linkedin.com/rest):
     GET /rest/adAccounts/{id}                                   configured accounts
     GET /rest/adAccounts?q=search&search=(status:(values:List(ACTIVE)))&pageSize=100
         [&pageToken=...]                                         the grant's accounts
@@ -73,12 +74,10 @@ class LinkedInConnector:
 
     def accounts(self, api: ApiClient, configured: Sequence[str]) -> list[Account]:
         if configured:
-            items = [
-                api.get(f"/rest/adAccounts/{account_id(c)}", headers=HEADERS) for c in configured
-            ]
+            items = [api.get(f"adAccounts/{account_id(c)}", headers=HEADERS) for c in configured]
         else:
             items = list(
-                self._search(api, "/rest/adAccounts?q=search&search=(status:(values:List(ACTIVE)))")
+                self._search(api, "adAccounts?q=search&search=(status:(values:List(ACTIVE)))")
             )
         return [
             Account(
@@ -104,7 +103,7 @@ class LinkedInConnector:
             f"&accounts=List({quote(ACCOUNT_URN + aid, safe='')})"
             f"&fields={FIELDS}"
         )
-        answer = api.get(f"/rest/adAnalytics?{query}", headers=HEADERS) or {}
+        answer = api.get(f"adAnalytics?{query}", headers=HEADERS) or {}
         elements = answer.get("elements") or []
         names = self._group_names(api, aid) if elements else {}
         cols = DailyColumns()
@@ -116,7 +115,7 @@ class LinkedInConnector:
     def _group_names(self, api: ApiClient, aid: str) -> dict[str, str]:
         return {
             str(g.get("id")): g.get("name") or ""
-            for g in self._search(api, f"/rest/adAccounts/{aid}/adCampaignGroups?q=search")
+            for g in self._search(api, f"adAccounts/{aid}/adCampaignGroups?q=search")
         }
 
     def _search(self, api: ApiClient, path: str) -> Any:

@@ -1,6 +1,8 @@
 """Meta (Facebook/Instagram) Marketing API: ad-level daily insights.
 
-Requests (Graph API, token in the Authorization header, which Graph accepts):
+Requests (Graph API, token in the Authorization header, which Graph accepts;
+paths are relative to the registry's api_base_url, which carries the Graph
+version, `registry.META_GRAPH_VERSION`):
     GET  /{v}/me/adaccounts?fields=account_id,name,currency,timezone_name   (grant's accounts)
     GET  /{v}/act_{id}?fields=account_id,name,currency,timezone_name        (configured ones)
     GET  /{v}/act_{id}/insights   level=ad, time_increment=1, time_range, fields, limit
@@ -49,7 +51,6 @@ if TYPE_CHECKING:
 
     from shared.platforms.reports.http import ApiClient
 
-API_VERSION = "v26.0"
 FIELDS = (
     "date_start,account_currency,campaign_id,campaign_name,adset_id,ad_id,"
     "impressions,clicks,spend,actions,action_values"
@@ -115,11 +116,10 @@ class MetaConnector:
         self.async_after_days = async_after_days
 
     def accounts(self, api: ApiClient, configured: Sequence[str]) -> list[Account]:
-        v = API_VERSION
         if configured:
             items = [
                 api.get(
-                    f"/{v}/act_{account_id(c)}",
+                    f"act_{account_id(c)}",
                     params={"fields": ACCOUNT_FIELDS},
                     errors=meta_errors,
                 )
@@ -127,7 +127,7 @@ class MetaConnector:
             ]
         else:
             items = list(
-                self._pages(api, f"/{v}/me/adaccounts", {"fields": ACCOUNT_FIELDS, "limit": 100})
+                self._pages(api, "me/adaccounts", {"fields": ACCOUNT_FIELDS, "limit": 100})
             )
         return [
             Account(
@@ -158,7 +158,7 @@ class MetaConnector:
             path = self._run_async(api, aid, params)
             pages = self._pages(api, path, {"limit": PAGE_LIMIT})
         else:
-            pages = self._pages(api, f"/{API_VERSION}/act_{aid}/insights", params)
+            pages = self._pages(api, f"act_{aid}/insights", params)
         cols = DailyColumns()
         with provider_data(self.platform):
             append_rows(cols, pages, account.currency)
@@ -167,7 +167,7 @@ class MetaConnector:
 
     def _run_async(self, api: ApiClient, aid: str, params: dict[str, Any]) -> str:
         started = api.post(
-            f"/{API_VERSION}/act_{aid}/insights",
+            f"act_{aid}/insights",
             params={k: v for k, v in params.items() if k != "limit"},
             errors=meta_errors,
         )
@@ -178,7 +178,7 @@ class MetaConnector:
         while True:
             status = (
                 api.get(
-                    f"/{API_VERSION}/{run_id}",
+                    f"{run_id}",
                     params={"fields": "async_status,async_percent_completion"},
                     errors=meta_errors,
                 )
@@ -186,7 +186,7 @@ class MetaConnector:
             )
             state = status.get("async_status")
             if state == "Job Completed":
-                return f"/{API_VERSION}/{run_id}/insights"
+                return f"{run_id}/insights"
             if state in ("Job Failed", "Job Skipped"):
                 raise ProviderUnavailable("meta: the report run failed.")
             if waited >= self.poll_timeout_s:

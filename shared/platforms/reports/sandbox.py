@@ -31,7 +31,7 @@ class SandboxConnector:
     retention_days = 365
 
     def accounts(self, api: ApiClient, configured: Sequence[str]) -> list[Account]:
-        answer = api.get("/sandbox/api/accounts") or {}
+        answer = api.get("accounts") or {}
         items = [
             Account(
                 id=str(a["id"]),
@@ -57,7 +57,7 @@ class SandboxConnector:
             "date_to": date_to.isoformat(),
         }
         while True:
-            page = api.get("/sandbox/api/report", params=params) or {}
+            page = api.get("report", params=params) or {}
             with provider_data(self.platform):
                 append_rows(cols, page.get("rows") or ())
             token = page.get("next_page_token")

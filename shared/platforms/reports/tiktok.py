@@ -1,6 +1,7 @@
 """TikTok API for Business: the synchronous integrated report, ad level, daily.
 
-Requests (token in the `Access-Token` header, no Bearer prefix):
+Requests (token in the `Access-Token` header, no Bearer prefix; paths relative
+to the registry's api_base_url, which ends in /open_api/v1.3):
     GET /open_api/v1.3/advertiser/info/?advertiser_ids=[...]&fields=[...]
     GET /open_api/v1.3/report/integrated/get/
         advertiser_id, report_type=BASIC, data_level=AUCTION_AD,
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 
     from shared.platforms.reports.http import ApiClient
 
-PREFIX = "/open_api/v1.3"
 METRICS = (
     "campaign_id",
     "campaign_name",
@@ -106,7 +106,7 @@ class TikTokConnector:
         for start in range(0, len(ids), 100):
             data = _data(
                 api.get(
-                    f"{PREFIX}/advertiser/info/",
+                    "advertiser/info/",
                     params={
                         "advertiser_ids": _list(ids[start : start + 100]),
                         "fields": _list(["advertiser_id", "name", "currency", "timezone"]),
@@ -147,7 +147,7 @@ class TikTokConnector:
         while True:
             data = _data(
                 api.get(
-                    f"{PREFIX}/report/integrated/get/",
+                    "report/integrated/get/",
                     params={
                         "advertiser_id": account.id,
                         "report_type": "BASIC",

@@ -1,0 +1,509 @@
+"""Local servers speaking each ad platform's report protocol, for connector tests.
+
+Every server records the requests it gets (`server.requests`), serves the rows
+a test put in `server.rows` in that platform's wire format, filtered by account
+and date range as the real API would, and has switches:
+
+    server.page_size = 2            pagination (cursor, page number or token)
+    server.fail(429, retry_after=7) the next request(s) answer a fault instead:
+    server.fail(500) / fail(403) / fail(401) / fail("timeout", delay=1.0)
+    server.polls_before_done = 2    asynchronous jobs (Meta report runs, Microsoft)
+
+    with serve(MetaServer(rows)) as url: ...
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import threading
+import time
+import zipfile
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from werkzeug.wrappers import Request, Response
+
+from shared.platforms.reports.normalize import micros_to_text
+
+__all__ = [
+    "GoogleAdsServer",
+    "LinkedInServer",
+    "MetaServer",
+    "MicrosoftServer",
+    "Row",
+    "TikTokServer",
+    "sample_rows",
+]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One ad-day as the platform holds it; money in micros, rendered as decimal text."""
+
+    account_id: str
+    date: dt.date
+    campaign_id: str
+    ad_group_id: str
+    ad_id: str
+    campaign_name: str = "Campaign"
+    impressions: int = 100
+    clicks: int = 5
+    spend_micros: int = 1_230_000
+    conversions: float = 1.0
+    value_micros: int = 10_000_000
+    currency: str = "USD"
+
+
+def sample_rows(account_id: str, start: dt.date, days: int, ads: int = 2, **kw: Any) -> list[Row]:
+    rows = []
+    for d in range(days):
+        for a in range(ads):
+            rows.append(
+                Row(
+                    account_id=account_id,
+                    date=start + dt.timedelta(days=d),
+                    campaign_id=f"{account_id}1{a % 2}",
+                    ad_group_id=f"{account_id}2{a}",
+                    ad_id=f"{account_id}3{a}{d}",
+                    campaign_name=f"Campaign {a % 2}",
+                    impressions=100 + d + a,
+                    clicks=5 + a,
+                    spend_micros=1_230_000 + 10_001 * d + a,
+                    conversions=1.5 * a,
+                    value_micros=9_990_000 + a,
+                    **kw,
+                )
+            )
+    return rows
+
+
+@dataclass
+class _Fault:
+    kind: int | str
+    retry_after: str | None = None
+    delay: float = 0.0
+    path: str = ""
+
+
+@dataclass
+class PlatformServer:
+    """WSGI base: record, inject faults, dispatch to `handle`."""
+
+    rows: list[Row] = field(default_factory=list)
+    page_size: int = 1000
+    polls_before_done: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    faults: deque[_Fault] = field(default_factory=deque)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(
+        self,
+        kind: int | str,
+        *,
+        times: int = 1,
+        retry_after: str | None = None,
+        delay: float = 1.0,
+        path: str = "",
+    ) -> None:
+        for _ in range(times):
+            self.faults.append(_Fault(kind, retry_after, delay, path))
+
+    def paths(self) -> list[str]:
+        return [r["path"] for r in self.requests]
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        body = request.get_data()
+        with self.lock:
+            self.requests.append(
+                {
+                    "method": request.method,
+                    "path": request.path,
+                    "query": environ.get("QUERY_STRING", ""),
+                    "args": {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()},
+                    "headers": dict(request.headers),
+                    "body": body,
+                    "json": json.loads(body) if body[:1] in (b"{", b"[") else None,
+                }
+            )
+            fault = None
+            if self.faults and self.faults[0].path in request.path:
+                fault = self.faults.popleft()
+        response = self._fault(fault) if fault is not None else self.handle(request)
+        return response(environ, start_response)
+
+    def _fault(self, fault: _Fault) -> Response:
+        if fault.kind == "timeout":
+            time.sleep(fault.delay)
+            return _json({"late": True})
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        assert isinstance(fault.kind, int)
+        return _json({"error": {"message": "fault"}}, fault.kind, headers)
+
+    def handle(self, request: Request) -> Response:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def select(self, account_id: str, start: dt.date, end: dt.date) -> list[Row]:
+        return [r for r in self.rows if r.account_id == account_id and start <= r.date <= end]
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body), status=status, headers=headers, mimetype="application/json")
+
+
+def _page(items: list[Any], token: str | None, size: int) -> tuple[list[Any], str | None]:
+    start = int(token or 0)
+    end = start + size
+    return items[start:end], (str(end) if end < len(items) else None)
+
+
+# ---------------------------------------------------------------- Google Ads
+
+
+@dataclass
+class GoogleAdsServer(PlatformServer):
+    """searchStream: a JSON array of batches of `page_size` results. `clients` maps a
+    root customer id to its customer_client rows (dicts in API field names)."""
+
+    clients: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    accessible: list[str] = field(default_factory=list)
+
+    def handle(self, request: Request) -> Response:
+        if request.path.endswith("customers:listAccessibleCustomers"):
+            return _json({"resourceNames": [f"customers/{c}" for c in self.accessible]})
+        if not request.path.endswith("googleAds:searchStream"):
+            return _json({"error": {"code": 404}}, 404)
+        cid = request.path.split("/customers/")[1].split("/")[0]
+        query = json.loads(request.get_data())["query"]
+        if "FROM customer_client" in query:
+            results = [{"customerClient": c} for c in self.clients.get(cid, [])]
+            results = [r for r in results if not r["customerClient"].get("manager")]
+        else:
+            between = query.split("BETWEEN '")[1]
+            start = dt.date.fromisoformat(between[:10])
+            end = dt.date.fromisoformat(between.split("AND '")[1][:10])
+            results = [
+                {
+                    "customer": {"resourceName": f"customers/{cid}", "currencyCode": r.currency},
+                    "campaign": {"resourceName": "x", "id": r.campaign_id, "name": r.campaign_name},
+                    "adGroup": {"resourceName": "x", "id": r.ad_group_id},
+                    "adGroupAd": {"resourceName": "x", "ad": {"resourceName": "x", "id": r.ad_id}},
+                    "metrics": {
+                        "impressions": str(r.impressions),
+                        "clicks": str(r.clicks),
+                        "costMicros": str(r.spend_micros),
+                        "conversions": r.conversions,
+                        "conversionsValue": float(micros_to_text(r.value_micros)),
+                    },
+                    "segments": {"date": r.date.isoformat()},
+                }
+                for r in self.select(cid, start, end)
+            ]
+        batches = [
+            {"results": results[i : i + self.page_size], "fieldMask": "x", "requestId": "r"}
+            for i in range(0, len(results), self.page_size)
+        ] or [{"fieldMask": "x", "requestId": "r"}]
+        return _json(batches)
+
+
+# ---------------------------------------------------------------- Meta
+
+
+@dataclass
+class MetaServer(PlatformServer):
+    """Insights with cursor paging, report runs, ad accounts. Conversions are
+    rendered under all three overlapping purchase action types, as Meta does."""
+
+    accounts: list[dict[str, Any]] = field(default_factory=list)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def handle(self, request: Request) -> Response:
+        parts = request.path.strip("/").split("/")[1:]  # drop the version
+        args = request.args
+        if parts == ["me", "adaccounts"]:
+            return _json({"data": self.accounts})
+        if len(parts) == 1 and parts[0].startswith("act_"):
+            aid = parts[0][4:]
+            found = [a for a in self.accounts if a["account_id"] == aid]
+            return _json(found[0]) if found else _json({"error": {"code": 100}}, 400)
+        if len(parts) == 2 and parts[0].startswith("act_") and parts[1] == "insights":
+            params = dict(args)
+            if request.method == "POST":
+                run_id = str(1000 + len(self.runs))
+                self.runs[run_id] = {"params": params, "polls": 0, "account": parts[0][4:]}
+                return _json({"report_run_id": run_id})
+            return self._insights(parts[0][4:], params)
+        if len(parts) == 1 and parts[0] in self.runs:
+            run = self.runs[parts[0]]
+            run["polls"] += 1
+            done = run["polls"] > self.polls_before_done
+            return _json(
+                {
+                    "id": parts[0],
+                    "async_status": "Job Completed" if done else "Job Running",
+                    "async_percent_completion": 100 if done else 50,
+                }
+            )
+        if len(parts) == 2 and parts[0] in self.runs and parts[1] == "insights":
+            run = self.runs[parts[0]]
+            return self._insights(run["account"], {**run["params"], **dict(args)})
+        return _json({"error": {"code": 100}}, 400)
+
+    def _insights(self, aid: str, params: dict[str, Any]) -> Response:
+        span = json.loads(params["time_range"])
+        rows = self.select(
+            aid, dt.date.fromisoformat(span["since"]), dt.date.fromisoformat(span["until"])
+        )
+        data = [
+            {
+                "date_start": r.date.isoformat(),
+                "date_stop": r.date.isoformat(),
+                "account_currency": r.currency,
+                "campaign_id": r.campaign_id,
+                "campaign_name": r.campaign_name,
+                "adset_id": r.ad_group_id,
+                "ad_id": r.ad_id,
+                "impressions": str(r.impressions),
+                "clicks": str(r.clicks),
+                "spend": micros_to_text(r.spend_micros),
+                "actions": [
+                    {"action_type": t, "value": str(r.conversions)}
+                    for t in (
+                        "link_click",
+                        "offsite_conversion.fb_pixel_purchase",
+                        "purchase",
+                        "omni_purchase",
+                    )
+                ]
+                if r.conversions
+                else [{"action_type": "link_click", "value": "3"}],
+                "action_values": [
+                    {"action_type": t, "value": micros_to_text(r.value_micros)}
+                    for t in ("offsite_conversion.fb_pixel_purchase", "purchase", "omni_purchase")
+                ]
+                if r.conversions
+                else [],
+            }
+            for r in rows
+        ]
+        page, after = _page(data, params.get("after"), self.page_size)
+        body: dict[str, Any] = {"data": page}
+        if after:
+            body["paging"] = {"cursors": {"before": "0", "after": after}, "next": "https://x/next"}
+        return _json(body)
+
+
+# ---------------------------------------------------------------- LinkedIn
+
+
+@dataclass
+class LinkedInServer(PlatformServer):
+    accounts: list[dict[str, Any]] = field(default_factory=list)
+    groups: dict[str, str] = field(default_factory=dict)  # campaign group id -> name
+
+    def handle(self, request: Request) -> Response:
+        query = request.environ.get("QUERY_STRING", "")
+        path = request.path
+        if path == "/rest/adAnalytics":
+            return self._analytics(query)
+        if path == "/rest/adAccounts" and "q=search" in query:
+            items, nxt = _page(self.accounts, request.args.get("pageToken"), self.page_size)
+            return _json({"elements": items, "metadata": {"nextPageToken": nxt}})
+        if path.startswith("/rest/adAccounts/") and path.endswith("/adCampaignGroups"):
+            groups = [{"id": int(k), "name": v} for k, v in self.groups.items()]
+            items, nxt = _page(groups, request.args.get("pageToken"), self.page_size)
+            return _json({"elements": items, "metadata": {"nextPageToken": nxt}})
+        if path.startswith("/rest/adAccounts/"):
+            aid = path.rsplit("/", 1)[1]
+            found = [a for a in self.accounts if str(a["id"]) == aid]
+            return _json(found[0]) if found else _json({"status": 404}, 404)
+        return _json({"status": 404}, 404)
+
+    def _analytics(self, query: str) -> Response:
+        # Rest.li: dateRange=(start:(year:2024,month:1,day:2),end:(...)), accounts=List(urn...)
+        fields = dict(part.split("=", 1) for part in query.split("&"))
+        aid = unquote(fields["accounts"])[len("List(") : -1].rsplit(":", 1)[1]
+        spec = fields["dateRange"]
+
+        def _day(text: str) -> dt.date:
+            values = dict(p.split(":") for p in text.strip("()").split(","))
+            return dt.date(int(values["year"]), int(values["month"]), int(values["day"]))
+
+        start_text = spec.split("start:")[1].split(")")[0] + ")"
+        end_text = spec.split("end:")[1].split(")")[0] + ")"
+        rows = self.select(aid, _day(start_text), _day(end_text))
+        elements = [
+            {
+                "dateRange": {
+                    "start": {"year": r.date.year, "month": r.date.month, "day": r.date.day},
+                    "end": {"year": r.date.year, "month": r.date.month, "day": r.date.day},
+                },
+                "pivotValues": [
+                    f"urn:li:sponsoredCampaignGroup:{r.campaign_id}",
+                    f"urn:li:sponsoredCampaign:{r.ad_group_id}",
+                    f"urn:li:sponsoredCreative:{r.ad_id}",
+                ],
+                "impressions": r.impressions,
+                "clicks": r.clicks,
+                "costInLocalCurrency": micros_to_text(r.spend_micros),
+                "externalWebsiteConversions": r.conversions,
+                "conversionValueInLocalCurrency": micros_to_text(r.value_micros),
+            }
+            for r in rows
+        ]
+        return _json({"elements": elements, "paging": {"count": 10, "start": 0, "links": []}})
+
+
+# ---------------------------------------------------------------- TikTok
+
+
+@dataclass
+class TikTokServer(PlatformServer):
+    """Answers HTTP 200 with {code, message, data}; `error_code` makes the next
+    answer carry that code instead (TikTok's way of failing)."""
+
+    advertisers: list[dict[str, Any]] = field(default_factory=list)
+    error_codes: deque[int] = field(default_factory=deque)
+
+    def handle(self, request: Request) -> Response:
+        if self.error_codes:
+            return _json({"code": self.error_codes.popleft(), "message": "no", "data": {}})
+        args = request.args
+        if request.path == "/open_api/v1.3/advertiser/info/":
+            ids = json.loads(args["advertiser_ids"])
+            found = [a for a in self.advertisers if a["advertiser_id"] in ids]
+            return _json({"code": 0, "message": "OK", "data": {"list": found}})
+        if request.path != "/open_api/v1.3/report/integrated/get/":
+            return _json({"code": 40008, "message": "no such endpoint", "data": {}})
+        rows = self.select(
+            args["advertiser_id"],
+            dt.date.fromisoformat(args["start_date"]),
+            dt.date.fromisoformat(args["end_date"]),
+        )
+        size = int(args["page_size"])
+        page = int(args["page"])
+        chosen = rows[(page - 1) * size : page * size]
+        total_page = max(1, -(-len(rows) // size))
+        data = [
+            {
+                "dimensions": {"ad_id": r.ad_id, "stat_time_day": f"{r.date.isoformat()} 00:00:00"},
+                "metrics": {
+                    "campaign_id": r.campaign_id,
+                    "campaign_name": r.campaign_name,
+                    "adgroup_id": r.ad_group_id,
+                    "impressions": str(r.impressions),
+                    "clicks": str(r.clicks),
+                    "spend": micros_to_text(r.spend_micros),
+                    "conversion": str(r.conversions),
+                    "total_complete_payment_rate": micros_to_text(r.value_micros),
+                },
+            }
+            for r in chosen
+        ]
+        info = {
+            "page": page,
+            "page_size": size,
+            "total_number": len(rows),
+            "total_page": total_page,
+        }
+        return _json({"code": 0, "message": "OK", "data": {"list": data, "page_info": info}})
+
+
+# ---------------------------------------------------------------- Microsoft
+
+
+@dataclass
+class MicrosoftServer(PlatformServer):
+    """Customer management and reporting on one host; the report ZIP is served at
+    /download/{id} (the test may point `download_base` at another origin)."""
+
+    accounts: list[dict[str, Any]] = field(default_factory=list)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    download_base: str = ""
+    report_status: str = "Success"
+    date_style: str = "iso"
+
+    def handle(self, request: Request) -> Response:
+        path = request.path
+        body = json.loads(request.get_data() or b"{}")
+        if path == "/CustomerManagement/v13/AccountsInfo/Query":
+            return _json(
+                {
+                    "AccountsInfo": [
+                        {"Id": int(a["Id"]), "Name": a["Name"], "AccountLifeCycleStatus": "Active"}
+                        for a in self.accounts
+                    ]
+                }
+            )
+        if path == "/CustomerManagement/v13/Account/Query":
+            found = [a for a in self.accounts if str(a["Id"]) == str(body["AccountId"])]
+            return _json({"Account": found[0]}) if found else _json({"Code": 1102}, 400)
+        if path == "/Reporting/v13/GenerateReport/Submit":
+            job = str(len(self.jobs) + 1)
+            self.jobs[job] = {"request": body["ReportRequest"], "polls": 0}
+            return _json({"ReportRequestId": job})
+        if path == "/Reporting/v13/GenerateReport/Poll":
+            job = self.jobs[body["ReportRequestId"]]
+            job["polls"] += 1
+            if job["polls"] <= self.polls_before_done:
+                return _json({"ReportRequestStatus": {"Status": "Pending"}})
+            url = f"{self.download_base}/download/{body['ReportRequestId']}"
+            status: dict[str, Any] = {"Status": self.report_status}
+            if self.report_status == "Success" and self._rows(job["request"]):
+                status["ReportDownloadUrl"] = url
+            return _json({"ReportRequestStatus": status})
+        if path.startswith("/download/"):
+            job = self.jobs[path.rsplit("/", 1)[1]]
+            return Response(self.archive(self._rows(job["request"])), mimetype="application/zip")
+        return _json({"Code": 404}, 404)
+
+    def _rows(self, spec: dict[str, Any]) -> list[Row]:
+        def _day(d: dict[str, int]) -> dt.date:
+            return dt.date(d["Year"], d["Month"], d["Day"])
+
+        aid = str(spec["Scope"]["AccountIds"][0])
+        return self.select(
+            aid,
+            _day(spec["Time"]["CustomDateRangeStart"]),
+            _day(spec["Time"]["CustomDateRangeEnd"]),
+        )
+
+    def archive(self, rows: Iterable[Row]) -> bytes:
+        lines = [
+            '"TimePeriod","AccountId","CampaignId","CampaignName","AdGroupId","AdId",'
+            '"Impressions","Clicks","Spend","Conversions","Revenue","CurrencyCode"'
+        ]
+        for r in rows:
+            day = (
+                r.date.isoformat()
+                if self.date_style == "iso"
+                else f"{r.date.month}/{r.date.day}/{r.date.year}"
+            )
+            values = [
+                day,
+                r.account_id,
+                r.campaign_id,
+                r.campaign_name,
+                r.ad_group_id,
+                r.ad_id,
+                str(r.impressions),
+                str(r.clicks),
+                micros_to_text(r.spend_micros),
+                str(r.conversions),
+                micros_to_text(r.value_micros),
+                r.currency,
+            ]
+            lines.append(",".join('"' + v.replace('"', '""') + '"' for v in values))
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("report.csv", "\ufeff" + "\r\n".join(lines) + "\r\n")
+        return buffer.getvalue()
+
+
+def with_currency(rows: list[Row], currency: str) -> list[Row]:
+    return [replace(r, currency=currency) for r in rows]
