@@ -4,7 +4,8 @@ One worker transaction per refresh:
 
 1. `select ... for update` on the connection row: any other refresh of the same
    connection (another run, a reconnect, the key rotation's update) waits or
-   skips, and what we read after the lock is the newest refresh token;
+   skips, and what we read after the lock is the newest refresh token. The row
+   must still be active and leased to this run (`LeaseLost` otherwise);
 2. open the sealed refresh token (bound to this connection and organization);
 3. call the provider's token endpoint (bounded by a timeout, so the lock is too);
 4. on success, seal and store a rotated refresh token and `last_refresh_at` in
@@ -44,7 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("cosma.sync.refresh")
 
 _LOCK = """
-select org_id, status, token_ciphertext from public.connections where id = %s for update
+select org_id, status, token_ciphertext, lease_owner from public.connections
+ where id = %s for update
 """
 
 _STORE_ROTATED = """
@@ -83,6 +85,12 @@ class NotActive(errors.CosmaError):
     slug, title = "connection-not-active", "The connection is no longer active"
 
 
+class LeaseLost(errors.CosmaError):
+    """Another run holds the connection's lease now (ours expired)."""
+
+    slug, title = "lease-lost", "The connection's lease was lost"
+
+
 class CredentialUnreadable(errors.CosmaError):
     slug, title = "credential-unreadable", "Stored credential unreadable"
 
@@ -118,6 +126,9 @@ def refresh(
         row = conn.execute(_LOCK, (lease.connection_id,)).fetchone()
         if row is None or row[1] != "active" or row[2] is None:
             raise NotActive()
+        if row[3] != lease.owner:
+            # Our lease expired and another run holds the connection now: it syncs.
+            raise LeaseLost()
         org_id, sealed = str(row[0]), bytes(row[2])
         try:
             refresh_token = cipher.decrypt(sealed, connection_id=lease.connection_id, org_id=org_id)

@@ -337,6 +337,7 @@ class _Api:
             platform=self.entry,
             credentials=self.credentials,
             http=self.session,
+            timeout=min(10.0, self.runtime.settings.sync_api_timeout_s),
         )
         self._client = ApiClient(
             self.entry.api_base_url,
@@ -403,6 +404,8 @@ def _classify(exc: BaseException, result: RunResult) -> None:
         result.health.append(refresh.REAUTH_HEALTH)
     elif isinstance(exc, refresh.NotActive):
         result.error_class = "not_active"
+    elif isinstance(exc, refresh.LeaseLost):
+        result.error_class = "lease_lost"
     elif isinstance(exc, refresh.CredentialUnreadable):
         result.error_class = "credential_unreadable"
         result.health.append(refresh.UNREADABLE_HEALTH)
