@@ -239,7 +239,7 @@ def check_scopes(runtime: Runtime, platform: registry.Platform, granted: tuple[s
     have = set(granted)
     if platform.required_scopes - have:
         raise AccessDenied(f"{platform.name} granted less access than reports need.")
-    extra = have - set(platform.scopes) - registry.REQUEST_ONLY_SCOPES
+    extra = have - set(platform.scopes) - registry.IMPLICIT_SCOPES
     if extra:
         log.warning(
             "broader grant than requested",

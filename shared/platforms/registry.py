@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from shared.settings import Settings
 
 __all__ = [
+    "IMPLICIT_SCOPES",
     "PLATFORM_NAMES",
-    "REQUEST_ONLY_SCOPES",
     "Platform",
     "client_id",
     "client_secret_name",
@@ -59,8 +59,9 @@ PLATFORM_NAMES: tuple[str, ...] = (
 )
 
 # Scopes that steer the grant (a refresh token, an id token) rather than name a
-# permission; providers often leave them out of the granted list.
-REQUEST_ONLY_SCOPES: frozenset[str] = frozenset({"offline_access", "openid"})
+# permission, often left out of the granted list, and those a provider grants
+# every app (Meta's public_profile): never required, never flagged as broader.
+IMPLICIT_SCOPES: frozenset[str] = frozenset({"offline_access", "openid", "public_profile"})
 
 # Graph API version every Meta endpoint uses; bump it here, in one place.
 META_GRAPH_VERSION = "v25.0"
@@ -99,8 +100,8 @@ class Platform:
 
     @property
     def required_scopes(self) -> frozenset[str]:
-        """Scopes a grant must carry to be useful (request-only ones excluded)."""
-        return frozenset(self.scopes) - REQUEST_ONLY_SCOPES
+        """Scopes a grant must carry to be useful (implicit ones excluded)."""
+        return frozenset(self.scopes) - IMPLICIT_SCOPES
 
 
 def _entries(public_url: str) -> dict[str, Platform]:
