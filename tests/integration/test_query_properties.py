@@ -40,10 +40,14 @@ def known_values(fixture: Fixture, field: str) -> list[str]:
 
 
 @st.composite
-def specs(draw: st.DrawFn, fixture: Fixture) -> dict[str, Any]:
-    platforms = draw(st.lists(st.sampled_from(PLATFORMS), min_size=1, max_size=2, unique=True))
+def specs(
+    draw: st.DrawFn, fixture: Fixture, dimension_names: tuple[str, ...] = DIMENSIONS
+) -> dict[str, Any]:
+    platforms = draw(
+        st.lists(st.sampled_from(fixture.platforms), min_size=1, max_size=2, unique=True)
+    )
     metrics = draw(st.lists(st.sampled_from(METRICS), min_size=1, max_size=4, unique=True))
-    dimensions = draw(st.lists(st.sampled_from(DIMENSIONS), max_size=3, unique=True))
+    dimensions = draw(st.lists(st.sampled_from(dimension_names), max_size=3, unique=True))
     first = draw(st.integers(0, DAYS + 10)) - 5
     span = draw(st.integers(0, DAYS))
     date_from = START + dt.timedelta(days=first)
