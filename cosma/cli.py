@@ -6,6 +6,7 @@ cosma audit-verify     recompute the audit hash chains, name the first broken li
 cosma dev-token        mint a local session token (upserts org, member, assignments)
 cosma rotate-keys      add a key version and re-encrypt every stored token with it
 cosma keys-check       count tokens per key version; non-zero exit while any is on an old one
+cosma sync             sync the due connections now (what Cloud Scheduler triggers), with progress
 """
 
 from __future__ import annotations
@@ -310,6 +311,41 @@ def cmd_keys_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    """One sync invocation on the worker role, as POST /sync runs it (no OIDC locally)."""
+    from shared.runtime import Runtime
+    from shared.sync import leases, runner
+
+    settings, stop = _worker_settings()
+    runtime = Runtime(settings)
+    try:
+        if args.now:
+            print(f"made {leases.make_due(runtime.worker_db)} connection(s) due now", flush=True)
+
+        def show(result: runner.RunResult) -> None:
+            error = f" ({result.error_class})" if result.error_class else ""
+            print(
+                f"connection {result.connection_id}: {result.recorded_outcome}{error},"
+                f" {result.rows} rows, {result.accounts} account(s),"
+                f" window {result.window_from}..{result.window_to}, {result.duration_ms} ms",
+                flush=True,
+            )
+            for line in result.health:
+                print(f"  health: {line}", flush=True)
+
+        report = runner.run(runtime, owner=runner.new_owner("cli"), on_result=show)
+    finally:
+        runtime.close()
+        stop()
+    print(
+        f"done: {len(report.results)} connection(s), {report.rows} rows in"
+        f" {report.elapsed_s:.2f}s ({report.stopped})",
+        flush=True,
+    )
+    failed = [r for r in report.results if r.recorded_outcome in ("failed", "reauth_required")]
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cosma", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -347,6 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--retire", action="store_true", help="delete old local key versions no token uses"
     )
     chk.set_defaults(func=cmd_keys_check)
+    syn = sub.add_parser("sync", help="sync the due connections now")
+    syn.add_argument(
+        "--now", action="store_true", help="make every active connection due first (sync again)"
+    )
+    syn.set_defaults(func=cmd_sync)
     return parser
 
 

@@ -57,6 +57,8 @@ if TYPE_CHECKING:
     from shared.platforms.reports import ApiClient, Connector
     from shared.runtime import Runtime
 
+__all__ = ["RunResult", "SyncReport", "new_owner", "run", "sync_connection"]
+
 log = logging.getLogger("cosma.sync")
 
 T = TypeVar("T")

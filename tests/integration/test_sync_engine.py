@@ -271,7 +271,7 @@ def test_token_endpoint_timeout_is_a_failure_not_a_hang(bench: Bench, fake: Sync
 
 
 def test_refused_access_token_is_refreshed_once(bench: Bench, fake: SyncProvider) -> None:
-    connection_id, dataset_id, family = _connect(bench, fake)
+    connection_id, _dataset_id, family = _connect(bench, fake)
     fake.report_faults[f"{family}-a"].append("401")
     result = _only(_sync(bench), connection_id)
     assert result["outcome"] == "ok" and result["rows"] == 63
