@@ -1,0 +1,129 @@
+"""The refresh and revoke contract the sync worker relies on, against local providers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from werkzeug.wrappers import Request, Response
+
+from shared.platforms import oauth, registry
+from shared.platforms.base import InvalidGrant, ProviderUnavailable, RateLimited
+from shared.settings import Settings
+from tests.support.oauth_providers import CLIENT_SECRET, provider_for
+from tests.support.servers import Recorder, serve
+
+
+def entry(name: str, base: str) -> registry.Platform:
+    return registry.platform(name, Settings(platform_base_urls={name: base}))
+
+
+@pytest.fixture
+def served(request: pytest.FixtureRequest) -> Iterator[tuple[Any, registry.Platform]]:
+    name = request.param
+    provider = provider_for(name, f"cid-{name}", slow_s=1.5)
+    with serve(provider.app) as base:
+        yield provider, entry(name, base)
+
+
+def issue(provider: Any) -> str:
+    if provider.name == "meta":
+        token = "ll-seeded"
+        provider.long.add(token)
+        return token
+    return str(provider._new_refresh())
+
+
+def call_refresh(platform: registry.Platform, token: str, **kw: Any) -> Any:
+    return oauth.refresh(
+        platform, token, client_id=f"cid-{platform.name}", client_secret=CLIENT_SECRET, **kw
+    )
+
+
+@pytest.mark.parametrize("served", ["microsoft"], indirect=True)
+def test_microsoft_rotates_and_the_old_refresh_token_dies(served: Any) -> None:
+    provider, platform = served
+    old = issue(provider)
+    tokens = call_refresh(platform, old)
+    assert tokens.access_token and tokens.refresh_token and tokens.refresh_token != old
+    with pytest.raises(InvalidGrant):
+        call_refresh(platform, old)
+    assert call_refresh(platform, tokens.refresh_token).refresh_token
+
+
+@pytest.mark.parametrize("served", ["linkedin", "google_ads", "tiktok", "meta"], indirect=True)
+def test_a_kept_refresh_token_comes_back_as_none(served: Any) -> None:
+    provider, platform = served
+    tokens = call_refresh(platform, issue(provider))
+    assert tokens.access_token and tokens.refresh_token is None
+
+
+@pytest.mark.parametrize("served", ["linkedin", "tiktok", "meta"], indirect=True)
+def test_a_dead_refresh_token_is_invalid_grant(served: Any) -> None:
+    _, platform = served
+    with pytest.raises(InvalidGrant):
+        call_refresh(platform, "never-issued")
+
+
+@pytest.mark.parametrize("served", ["linkedin", "tiktok", "meta"], indirect=True)
+@pytest.mark.parametrize("mode", ["500", "slow"])
+def test_server_errors_and_timeouts_are_provider_unavailable(served: Any, mode: str) -> None:
+    provider, platform = served
+    token = issue(provider)
+    provider.token_mode = mode
+    started = time.monotonic()
+    with pytest.raises(ProviderUnavailable):
+        call_refresh(platform, token, timeout=0.5)
+    assert time.monotonic() - started < 1.4
+
+
+def test_429_is_rate_limited_with_retry_after() -> None:
+    app = Recorder(lambda r: Response("slow down", status=429, headers={"Retry-After": "7"}))
+    with serve(app) as base, pytest.raises(RateLimited) as caught:
+        call_refresh(entry("linkedin", base), "rt")
+    assert caught.value.retry_after == 7.0
+    # The token travelled in the body, never in the URL.
+    assert app.requests[0]["args"] == {} and b"rt" in app.requests[0]["body"]
+
+
+def test_an_unreachable_provider_is_unavailable() -> None:
+    with serve(Recorder(lambda r: Response(""))) as base:
+        pass  # closed: nothing listens there any more
+    with pytest.raises(ProviderUnavailable):
+        call_refresh(entry("google_ads", base), "rt", timeout=1)
+
+
+@pytest.mark.parametrize("served", ["google_ads", "linkedin", "tiktok", "meta"], indirect=True)
+def test_revoke_outcomes(served: Any) -> None:
+    provider, platform = served
+    token = issue(provider)
+    kw = {"client_id": f"cid-{platform.name}", "client_secret": CLIENT_SECRET, "timeout": 0.5}
+    assert oauth.revoke(platform, token, **kw) == "revoked"
+    assert token in provider.revoked
+    provider.revoke_mode = "500"
+    assert oauth.revoke(platform, token, **kw) == "failed:provider_unavailable"
+    provider.revoke_mode = "slow"
+    assert oauth.revoke(platform, token, **kw) == "failed:provider_unavailable"
+
+
+def test_microsoft_revoke_is_not_supported() -> None:
+    platform = registry.platform("microsoft", Settings())
+    assert oauth.revoke(platform, "t", client_id="c", client_secret="s") == "not_supported"
+
+
+def test_meta_revoke_deletes_the_users_permissions() -> None:
+    seen: list[Request] = []
+
+    def handler(request: Request) -> Response:
+        seen.append(request)
+        return Response('{"success": true}', mimetype="application/json")
+
+    with serve(Recorder(handler)) as base:
+        outcome = oauth.revoke(
+            entry("meta", base), "ll-tok", client_id="c", client_secret="s", external_user_id="42"
+        )
+    assert outcome == "revoked"
+    assert (seen[0].method, seen[0].path) == ("DELETE", "/v25.0/42/permissions")
+    assert seen[0].headers["Authorization"] == "Bearer ll-tok" and not seen[0].args
