@@ -1,0 +1,367 @@
+"""Serving cost of the functions, each against a bare functions-framework hello-world.
+
+- cold start, per function: a fresh interpreter runs the real functions-framework
+  path (`create_app(target, source)`, then one request through its test client)
+  and the time is taken from spawning the interpreter to the first response of
+  an authenticated request that reaches the database. Baseline: the same for
+  `bench/hello/main.py`. Samples interleave subject and baseline; medians are
+  reported. Goal: at most 1.5x.
+- throughput: `gunicorn -w 2` serving one function, driven for a bounded time by
+  a load generator in its own process on loopback (`bench.loadgen`), counting
+  2xx responses. Baseline: hello under the same gunicorn settings. Goal: at
+  least 0.5x for `GET /auth/session`; `POST /query` on a small table is
+  reported against the same baseline.
+
+Everything is local and real: an embedded Postgres (migrated, seeded), Clerk
+tokens from a key generated here (`CLERK_JWT_KEY`, networkless), the DuckDB
+warehouse, and for `sync` a Google-style certificate server on loopback that
+signs the scheduler's OIDC token. Rate limits are off (`COSMA_RATE_LIMIT_IP`
+and `COSMA_RATE_LIMIT_USER` empty): their cost is measured in their own tests,
+and a single loopback client would only measure the 429 path.
+
+Knobs (environment): COSMA_BENCH_SAMPLES (cold-start rounds, 7),
+COSMA_BENCH_SECONDS (load per throughput subject, 8), COSMA_BENCH_THREADS (4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+HELLO_SOURCE = "bench/hello/main.py"
+AZP = "https://app.bench.test"
+SYNC_AUDIENCE = "https://sync.bench.test/sync"
+FUNCTIONS = ("auth", "oauth", "datasets", "query", "sync")
+SAMPLES = int(os.environ.get("COSMA_BENCH_SAMPLES", "7"))
+SECONDS = float(os.environ.get("COSMA_BENCH_SECONDS", "8"))
+THREADS = int(os.environ.get("COSMA_BENCH_THREADS", "4"))
+WARMUP_S = 1.5
+# Modules that cost hundreds of milliseconds and that no request of this bench needs
+# (duckdb and pyarrow are the local warehouse: `query` needs duckdb, none needs pyarrow).
+HEAVY = ("google.cloud.bigquery", "google.cloud.secretmanager", "sentry_sdk", "duckdb", "pyarrow")
+
+# The child: interpreter start -> functions-framework app -> one request -> marker line.
+# Nothing is imported before functions_framework that the baseline does not import too.
+CHILD = r"""
+import json, os, sys
+import functions_framework
+spec = json.loads(os.environ["BENCH_REQUEST"])
+app = functions_framework.create_app(target=sys.argv[1], source=sys.argv[2])
+response = app.test_client().open(
+    spec["path"], method=spec["method"], headers=spec["headers"], data=spec.get("body")
+)
+heavy = [m for m in json.loads(os.environ["BENCH_HEAVY"]) if m in sys.modules]
+sys.stdout.write("\n@@bench " + json.dumps([response.status_code, heavy]) + "\n")
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+@dataclass
+class Subject:
+    """One function and the request that exercises it."""
+
+    name: str
+    target: str
+    source: str
+    method: str
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+
+    def request(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "headers": self.headers,
+            "body": self.body,
+        }
+
+
+@dataclass
+class Stage:
+    env: dict[str, str]
+    subjects: dict[str, Subject]
+    hello: Subject
+    workdir: Path
+
+
+# ---------------------------------------------------------------- set-up
+
+
+@contextlib.contextmanager
+def _stage() -> Iterator[Stage]:
+    """Postgres, seeded tenancy, a provisioned dataset, tokens and the child env."""
+    import logging
+
+    from cosma import localdb
+    from shared.runtime import Runtime
+    from shared.settings import Settings
+    from tests.support.google_certs import SCHEDULER_EMAIL, GoogleCerts
+    from tests.support.identity import TokenIssuer
+    from tests.support.reporting import load
+    from tests.support.seed import Seeder
+    from tests.support.servers import serve
+
+    # The certificate server's per-request lines are noise among the results.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="cosma-bench-") as tmp:
+        workdir = Path(tmp)
+        db = localdb.prepare(admin_url=None, datadir=workdir / "pg", dbname="bench_serving")
+        try:
+            org = Seeder(db.admin_url).org()
+            client = org.clients[0]
+            editor = org.user("editor")
+            settings = Settings(
+                env="bench",
+                database_url=db.app_url,
+                worker_database_url=db.worker_url,
+                warehouse="duckdb",
+                warehouse_dir=workdir / "warehouse",
+                keyring_dir=workdir / "keys",
+                secrets_dir=workdir / "secrets",
+            )
+            runtime = Runtime(settings)
+            try:
+                load(runtime, runtime.db.tenant, org, client, ("sandbox",), count=60)
+            finally:
+                runtime.close()
+
+            tokens = TokenIssuer(issuer="https://clerk.bench.test", azp=AZP)
+            user = {"Authorization": f"Bearer {tokens.token(org, editor, ttl=3600)}"}
+            certs = GoogleCerts()
+            with serve(certs.app) as certs_url:
+                env = _child_env(settings, tokens, certs_url, SCHEDULER_EMAIL)
+                spec = {
+                    "client_id": client,
+                    "platforms": ["sandbox"],
+                    "date_from": "2024-01-01",
+                    "date_to": "2024-03-31",
+                    "metrics": ["impressions", "clicks", "spend"],
+                    "dimensions": ["date"],
+                }
+                json_headers = {**user, "Content-Type": "application/json"}
+                sync_auth = {"Authorization": f"Bearer {certs.token(SYNC_AUDIENCE)}"}
+
+                def fn(name: str, method: str, path: str, **kw: Any) -> Subject:
+                    return Subject(name, name, f"functions/{name}/main.py", method, path, **kw)
+
+                subjects = {
+                    "auth": fn("auth", "GET", "/auth/session", headers=user),
+                    "oauth": fn("oauth", "GET", f"/connections?client_id={client}", headers=user),
+                    "datasets": fn(
+                        "datasets", "GET", f"/datasets?client_id={client}", headers=user
+                    ),
+                    "query": fn(
+                        "query", "POST", "/query", headers=json_headers, body=json.dumps(spec)
+                    ),
+                    "sync": fn("sync", "POST", "/sync", headers=sync_auth),
+                }
+                # The baseline gets the same headers as the auth subject: same bytes parsed.
+                hello = Subject("hello", "hello", HELLO_SOURCE, "GET", "/", headers=user)
+                yield Stage(env, subjects, hello, workdir)
+        finally:
+            db.stop()
+
+
+def _child_env(settings: Any, tokens: Any, certs_url: str, scheduler_email: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("COSMA_", "CLERK_", "SENTRY_", "GCP_", "BIGQUERY_", "SYNC_"))
+    }
+    env.update(
+        {
+            "COSMA_ENV": "bench",
+            "DATABASE_URL": settings.database_url,
+            "WORKER_DATABASE_URL": settings.worker_database_url,
+            "COSMA_ALLOWED_ORIGINS": AZP,
+            "CLERK_ISSUER": tokens.issuer,
+            "CLERK_JWT_KEY": tokens.public_pem,
+            "COSMA_WAREHOUSE": "duckdb",
+            "COSMA_WAREHOUSE_DIR": str(settings.warehouse_dir),
+            "COSMA_KEYRING_DIR": str(settings.keyring_dir),
+            "COSMA_SECRETS_DIR": str(settings.secrets_dir),
+            "COSMA_RATE_LIMIT_IP": "",
+            "COSMA_RATE_LIMIT_USER": "",
+            "SYNC_AUDIENCE": SYNC_AUDIENCE,
+            "SCHEDULER_SA_EMAIL": scheduler_email,
+            "GOOGLE_CERTS_URL": f"{certs_url}/oauth2/v1/certs",
+            "BENCH_HEAVY": json.dumps(HEAVY),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+# ---------------------------------------------------------------- cold start
+
+
+def cold_start(stage: Stage, subject: Subject) -> tuple[float, list[str]]:
+    """Seconds from spawning a fresh interpreter to its first response; heavy modules."""
+    env = {**stage.env, "BENCH_REQUEST": json.dumps(subject.request())}
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, subject.target, subject.source],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    marker = None
+    for line in proc.stdout:
+        if line.startswith("@@bench "):
+            marker = line
+            break
+    elapsed = time.perf_counter() - started
+    _, stderr = proc.communicate(timeout=60)
+    if marker is None:
+        raise RuntimeError(f"cold start of {subject.name} failed: {stderr[-2000:]}")
+    status, heavy = json.loads(marker[len("@@bench ") :])
+    if not 200 <= status < 300:
+        raise RuntimeError(f"cold start of {subject.name}: status {status}")
+    return elapsed, heavy
+
+
+def _cold_starts(stage: Stage) -> list[str]:
+    order = [stage.hello, *stage.subjects.values()]
+    for subject in order:  # warm the page cache and the bytecode caches, unmeasured
+        cold_start(stage, subject)
+    samples: dict[str, list[float]] = {s.name: [] for s in order}
+    for round_ in range(SAMPLES):
+        # Rotate the order so no subject always runs right after the same one.
+        shift = round_ % len(order)
+        for subject in order[shift:] + order[:shift]:
+            samples[subject.name].append(cold_start(stage, subject)[0])
+    base = statistics.median(samples["hello"])
+    lines = []
+    for name in stage.subjects:
+        value = statistics.median(samples[name])
+        lines.append(
+            f"cold_start_{name}: {value * 1000:.0f} ms "
+            f"({value / base:.2f}x vs bare functions-framework at {base * 1000:.0f} ms)"
+        )
+    return lines
+
+
+# ---------------------------------------------------------------- throughput
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _gunicorn(stage: Stage, subject: Subject) -> Iterator[int]:
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
+    if gunicorn is None:
+        raise RuntimeError("gunicorn is not installed (pip install -e '.[dev]')")
+    port = _free_port()
+    app = f'functions_framework:create_app(target="{subject.target}", source="{subject.source}")'
+    log = stage.workdir / f"gunicorn-{subject.name}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [gunicorn, "-w", "2", "-b", f"127.0.0.1:{port}", app],
+            cwd=ROOT,
+            env=stage.env,
+            stdout=subprocess.DEVNULL,  # one JSON access line per request: kept off the pipe
+            stderr=out,
+        )
+    try:
+        _wait_ready(port, subject, proc, log)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_ready(port: int, subject: Subject, proc: subprocess.Popen[bytes], log: Path) -> None:
+    import http.client
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited: {log.read_text()[-2000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            body = subject.body.encode() if subject.body else None
+            conn.request(subject.method, subject.path, body=body, headers=subject.headers)
+            status = conn.getresponse().status
+            conn.close()
+        except OSError:
+            time.sleep(0.1)
+            continue
+        if status == 200:
+            return
+        raise RuntimeError(f"{subject.name} under gunicorn answered {status}")
+    raise RuntimeError("gunicorn did not start")
+
+
+def _drive(port: int, subject: Subject, seconds: float) -> float:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.loadgen",
+            json.dumps(subject.request()),
+            "--port",
+            str(port),
+            "--seconds",
+            str(seconds),
+            "--threads",
+            str(THREADS),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    counts = json.loads(result.stdout)
+    if counts["other"] or counts["failed"]:
+        raise RuntimeError(f"{subject.name}: non-2xx answers under load: {counts}")
+    return float(counts["ok"]) / float(counts["seconds"])
+
+
+def throughput(stage: Stage, subject: Subject) -> float:
+    with _gunicorn(stage, subject) as port:
+        _drive(port, subject, WARMUP_S)  # both workers past their cold start
+        return _drive(port, subject, SECONDS)
+
+
+def _throughputs(stage: Stage) -> list[str]:
+    base = throughput(stage, stage.hello)
+    lines = []
+    for label, name in (("auth_session", "auth"), ("query", "query")):
+        value = throughput(stage, stage.subjects[name])
+        lines.append(
+            f"throughput_{label}: {value:.0f} req/s "
+            f"({value / base:.2f}x vs bare hello at {base:.0f} req/s)"
+        )
+    return lines
+
+
+def run() -> list[str]:
+    with _stage() as stage:
+        return _cold_starts(stage) + _throughputs(stage)
