@@ -3,6 +3,7 @@ administrative URL), migrated once per session into a throwaway database."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +15,26 @@ from cosma import localdb
 from cosma.server import LocalServer
 from shared.runtime import Runtime
 from shared.settings import Settings
+from tests.support import log_scan
 from tests.support.identity import TokenIssuer
 from tests.support.seed import Seeder
 
 ALLOWED_ORIGIN = "https://app.cosma.test"
+
+# Every log line of the session, formatted as production formats it, is scanned
+# for secrets when the session ends (tests/support/log_scan.py).
+LOG_CAPTURE = log_scan.CaptureHandler()
+logging.getLogger().addHandler(LOG_CAPTURE)
+logging.getLogger().setLevel(logging.INFO)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    found = log_scan.leaks(LOG_CAPTURE.lines)
+    if found:
+        print(f"\nlog scan: {len(found)} line(s) hold a secret:", *found[:20], sep="\n  ")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        print(f"\nlog scan: {len(LOG_CAPTURE.lines)} log lines, no secret found")
 
 
 @pytest.fixture(scope="session")

@@ -106,7 +106,7 @@ def test_queries_carry_parameters_cap_labels_and_location(
 ) -> None:
     dataset_id = provisioned(warehouse)
     warehouse.query(
-        f"select count(*) as n from {warehouse.table_ref(dataset_id)}"  # noqa: S608
+        f"select count(*) as n from {warehouse.table_ref(dataset_id)}"
         " where account_id = @account and date >= @since",
         [QueryParam("account", "a1"), QueryParam("since", JAN)],
         location="EU",
@@ -192,7 +192,7 @@ def test_errors_map_to_ours(
     server.fail("POST", r"/projects/cosma-test/jobs$", status, reason)
     with pytest.raises(expected) as caught:
         warehouse.query(
-            f"select 1 from {warehouse.table_ref(dataset_id)}",  # noqa: S608
+            f"select 1 from {warehouse.table_ref(dataset_id)}",
             {},
             location="EU",
             labels={},

@@ -1,4 +1,4 @@
-# ruff: noqa: S608  (the SQL is built from table_ref and parameter markers only)
+
 """One contract, two adapters: DuckDB on files, BigQuery through the real client
 against the local BigQuery server (whose state is an in-memory DuckDB, so the
 adapter's SQL really runs)."""

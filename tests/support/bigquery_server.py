@@ -1,4 +1,4 @@
-# ruff: noqa: S608  (a fake SQL engine: it builds statements from the names it stores)
+
 """A local HTTP server that speaks enough of the BigQuery REST API for our adapter.
 
 It records every request (method, path, query args, JSON body) and keeps state

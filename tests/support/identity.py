@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.wrappers import Request, Response
 
 from shared.principal import Principal
+from tests.support.log_scan import remember
 from tests.support.seed import Org
 
 TEST_ISSUER = "https://clerk.cosma.test"
@@ -97,7 +98,7 @@ class TokenIssuer:
         algorithm: str = "RS256",
     ) -> str:
         headers = {"kid": self.kid if kid is None else kid, "typ": "JWT"}
-        return jwt.encode(claims, key or self.key, algorithm=algorithm, headers=headers)
+        return remember(jwt.encode(claims, key or self.key, algorithm=algorithm, headers=headers))
 
     def mint(
         self,

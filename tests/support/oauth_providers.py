@@ -34,6 +34,7 @@ from werkzeug.wrappers import Request, Response
 
 from shared.platforms import registry
 from shared.settings import Settings
+from tests.support.log_scan import remember
 from tests.support.servers import Recorder
 
 CLIENT_SECRET = "test-client-secret-9f3a"
@@ -87,7 +88,7 @@ class _Provider:
         redirect = args.get("redirect_uri", "")
         if client != self.client_id or not redirect:
             return Response("bad client", status=400)
-        code = secrets.token_urlsafe(16)
+        code = remember(secrets.token_urlsafe(16))
         with self.lock:
             self.codes[code] = {
                 "redirect_uri": redirect,
@@ -106,7 +107,7 @@ class _Provider:
             return self.codes.pop(code, None)
 
     def _new_refresh(self) -> str:
-        token = f"rt-{self.name}-{secrets.token_urlsafe(24)}"
+        token = remember(f"rt-{self.name}-{secrets.token_urlsafe(24)}")
         with self.lock:
             self.refresh_tokens.add(token)
             self.issued_refresh.append(token)
@@ -165,7 +166,7 @@ class FormProvider(_Provider):
 
     def _tokens(self, scope: str, rotate_from: str | None = None) -> Response:
         body: dict[str, Any] = {
-            "access_token": f"at-{secrets.token_urlsafe(16)}",
+            "access_token": remember(f"at-{secrets.token_urlsafe(16)}"),
             "token_type": "Bearer",
             "expires_in": 3600,
             "scope": scope,
@@ -230,7 +231,7 @@ class TikTokProvider(_Provider):
             return self._fail(40131, "Authorization code is expired.")
         return self._ok(
             {
-                "access_token": f"at-{secrets.token_urlsafe(16)}",
+                "access_token": remember(f"at-{secrets.token_urlsafe(16)}"),
                 "refresh_token": self._new_refresh(),
                 "access_token_expire_in": 86400,
                 "refresh_token_expire_in": 31536000,
@@ -247,7 +248,7 @@ class TikTokProvider(_Provider):
             return self._fail(40105, "The access token is invalid.")
         return self._ok(
             {
-                "access_token": f"at-{secrets.token_urlsafe(16)}",
+                "access_token": remember(f"at-{secrets.token_urlsafe(16)}"),
                 "refresh_token": body["refresh_token"],
                 "access_token_expire_in": 86400,
             }
@@ -303,7 +304,7 @@ class MetaProvider(_Provider):
             given = form.get("fb_exchange_token", "")
             if given not in self.short and given not in self.long:
                 return self._fail(190)
-            token = given if given in self.long else f"ll-{secrets.token_urlsafe(24)}"
+            token = given if given in self.long else remember(f"ll-{secrets.token_urlsafe(24)}")
             self.long.add(token)
             self.issued_refresh.append(token)
             return Response(
@@ -313,7 +314,7 @@ class MetaProvider(_Provider):
         found = self._take_code(form.get("code", ""))
         if found is None or found["redirect_uri"] != form.get("redirect_uri"):
             return self._fail(100)
-        token = f"sl-{secrets.token_urlsafe(16)}"
+        token = remember(f"sl-{secrets.token_urlsafe(16)}")
         self.short.add(token)
         return Response(
             json.dumps({"access_token": token, "token_type": "bearer", "expires_in": 3600}),
