@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/mypy shared functions cosma
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
 package: $(STAMP)
