@@ -187,6 +187,9 @@ def sync_connection(
         _classify(exc, result)
         if result.error_class == "internal":
             log.exception("sync connection failed unexpectedly", extra={"fields": fields})
+            from shared import observability
+
+            observability.capture_exception(exc, function="sync")
         if not isinstance(exc, Exception):
             raise
     finally:

@@ -173,6 +173,21 @@ def test_later_sync_replaces_revised_days_only(bench: Bench, fake: SyncProvider)
     assert [r for r in after if r[0] >= cutoff] != [r for r in before if r[0] >= cutoff]
 
 
+def test_idle_expiring_refresh_tokens_are_kept_alive(bench: Bench, fake: SyncProvider) -> None:
+    # The sandbox's refresh tokens die after 90 idle days (like Microsoft's): even
+    # with a sync interval longer than that, the next sync (which refreshes) comes
+    # within half of it.
+    connection_id, _, _ = _connect(bench, fake)
+    runtime = Runtime(bench.settings.with_changes(sync_interval_s=200 * 86_400))
+    try:
+        assert _only(runner.run(runtime), connection_id)["outcome"] == "ok"
+    finally:
+        runtime.close()
+    row = bench.connection_row(connection_id)
+    wait = (row["next_sync_at"] - row["last_synced_at"]).total_seconds()
+    assert abs(wait - 45 * 86_400) < 10
+
+
 # ---------------------------------------------------------------- token refresh
 
 
