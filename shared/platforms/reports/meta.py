@@ -207,14 +207,19 @@ class MetaConnector:
             query = {**params, "after": after}
 
 
+_RANK: dict[Any, int] = {name: rank for rank, name in enumerate(CONVERSION_ACTIONS)}
+
+
 def _first_action(items: list[dict[str, Any]] | None) -> Any:
+    """The value of the highest-precedence conversion action type present."""
     if not items:
         return None
-    by_type = {item.get("action_type"): item.get("value") for item in items}
-    for name in CONVERSION_ACTIONS:
-        if name in by_type:
-            return by_type[name]
-    return None
+    best, rank = None, len(_RANK)
+    for item in items:
+        r = _RANK.get(item.get("action_type"), rank)
+        if r < rank:
+            best, rank = item.get("value"), r
+    return best
 
 
 def append_rows(cols: DailyColumns, rows: Any, currency: str = "USD") -> None:

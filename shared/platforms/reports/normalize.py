@@ -31,6 +31,15 @@ def micros(value: Any) -> int:
     None and "" are 0. Floats are read through their shortest repr, which is
     the text the provider's JSON carried.
     """
+    if value.__class__ is str:
+        # The hot path: plain "123.45" text, up to six decimals.
+        whole, _, frac = value.partition(".")
+        if len(frac) <= 6 and whole.isdecimal() and (frac.isdecimal() or not frac):
+            return int(whole + (frac + "000000")[:6])
+    return _micros_slow(value)
+
+
+def _micros_slow(value: Any) -> int:
     if value is None:
         return 0
     if isinstance(value, bool):
@@ -40,12 +49,6 @@ def micros(value: Any) -> int:
     text = repr(value) if isinstance(value, float) else str(value).strip()
     if not text:
         return 0
-    negative = text[0] == "-"
-    body = text[1:] if negative or text[0] == "+" else text
-    whole, _, frac = body.partition(".")
-    if whole.isdigit() and len(frac) <= 6 and (not frac or frac.isdigit()):
-        amount = int(whole) * 1_000_000 + (int(frac.ljust(6, "0")) if frac else 0)
-        return -amount if negative else amount
     try:
         exact = Decimal(text) * _MICROS
         return int(exact.to_integral_value(rounding=ROUND_HALF_EVEN))
@@ -55,6 +58,8 @@ def micros(value: Any) -> int:
 
 def count(value: Any) -> int:
     """An integer metric that may arrive as text ("123"), a number, or be absent."""
+    if value.__class__ is str and value.isdecimal():
+        return int(value)
     if value is None or value == "":
         return 0
     if isinstance(value, int):
@@ -122,10 +127,14 @@ class DailyColumns:
             synced_at = dt.datetime.now(dt.UTC)
         if self.currency and len(self.currency) != n:
             raise ValueError("currency column length differs")
-        currencies = self.currency if self.currency else [currency] * n
+        currencies = (
+            pa.array(self.currency, pa.string())
+            if self.currency
+            else pa.repeat(pa.scalar(currency, pa.string()), n)
+        )
         columns = [
             pa.array(self.date, pa.string()).cast(pa.date32()),
-            pa.array([account_id] * n, pa.string()),
+            pa.repeat(pa.scalar(account_id, pa.string()), n),
             pa.array(self.campaign_id, pa.string()),
             pa.array(self.campaign_name, pa.string()),
             pa.array(self.ad_group_id, pa.string()),
@@ -135,8 +144,8 @@ class DailyColumns:
             pa.array(self.spend_micros, pa.int64()),
             pa.array(self.conversions, pa.float64()),
             pa.array(self.conversion_value_micros, pa.int64()),
-            pa.array(currencies, pa.string()),
-            pa.array([synced_at] * n, pa.timestamp("us", tz="UTC")),
+            currencies,
+            pa.repeat(pa.scalar(synced_at, pa.timestamp("us", tz="UTC")), n),
         ]
         table = pa.Table.from_arrays(columns, schema=DAILY_SCHEMA)
         if n:
