@@ -1,0 +1,164 @@
+"""Every route, checked the same way: ownership (IDOR) and exactly one audit record.
+
+The table below names a request for each Clerk-authenticated route; a route
+added without a case fails `test_every_route_has_a_case`, so a new endpoint
+cannot skip these checks. `POST /sync` is authenticated by Cloud Scheduler's
+OIDC token instead and has its own tests (tests/*/test_sync_*).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from werkzeug.test import Client
+
+from cosma.server import PREFIXES, function_router
+from tests.support.identity import TokenIssuer
+from tests.support.seed import Org, Seeder
+
+TODAY = dt.date.today()
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    pattern: str
+    # Builds (path, json body) for a request on `org`'s first client and connection.
+    build: Callable[[Org, str], tuple[str, Any]]
+
+
+def _query_body(org: Org) -> dict[str, Any]:
+    return {
+        "client_id": org.clients[0],
+        "platforms": ["sandbox"],
+        "date_from": str(TODAY - dt.timedelta(days=7)),
+        "date_to": str(TODAY),
+        "metrics": ["impressions"],
+    }
+
+
+CASES = [
+    Case("GET", "/auth/session", lambda o, c: ("/auth/session", None)),
+    Case(
+        "POST",
+        "/oauth/{platform}/start",
+        lambda o, c: ("/oauth/sandbox/start", {"client_id": o.clients[0], "all_accounts": True}),
+    ),
+    Case("GET", "/oauth/callback", lambda o, c: ("/oauth/callback?code=abc&state=forged", None)),
+    Case("DELETE", "/connections/{connection_id}", lambda o, c: (f"/connections/{c}", None)),
+    Case("GET", "/connections", lambda o, c: (f"/connections?client_id={o.clients[0]}", None)),
+    Case(
+        "POST",
+        "/datasets",
+        lambda o, c: ("/datasets", {"client_id": o.clients[0], "platform": "sandbox"}),
+    ),
+    Case("GET", "/datasets", lambda o, c: (f"/datasets?client_id={o.clients[0]}", None)),
+    Case(
+        "DELETE",
+        "/datasets/{client_id}/{platform}",
+        lambda o, c: (f"/datasets/{o.clients[0]}/sandbox", None),
+    ),
+    Case("DELETE", "/clients/{client_id}", lambda o, c: (f"/clients/{o.clients[0]}", None)),
+    Case(
+        "POST",
+        "/clients/{client_id}/export",
+        lambda o, c: (f"/clients/{o.clients[0]}/export", None),
+    ),
+    Case("POST", "/query", lambda o, c: ("/query", _query_body(o))),
+]
+# Routes whose resource is not a client of the caller's organization.
+NO_RESOURCE = {"/auth/session"}
+
+
+def _routes() -> set[tuple[str, str]]:
+    found = set()
+    for name in PREFIXES:
+        for route in function_router(name).routes:
+            if route.pattern != "/sync":
+                found.add((route.method, route.pattern))
+    return found
+
+
+def test_every_route_has_a_case() -> None:
+    assert _routes() == {(c.method, c.pattern) for c in CASES}
+
+
+def _call(client: Client, case: Case, org: Org, conn_id: str, headers: dict[str, str]) -> Any:
+    path, body = case.build(org, conn_id)
+    headers = {**headers, "Accept": "application/json"}
+    return client.open(path, method=case.method, json=body, headers=headers)
+
+
+def _tenant_state(admin_url: str, org: Org) -> tuple[Any, ...]:
+    with psycopg.connect(admin_url) as conn:
+        return tuple(
+            conn.execute(query, (org.id,)).fetchall()
+            for query in (
+                "select id, name from clients where org_id = %s order by id",
+                "select id, status, token_ciphertext from connections"
+                " where org_id = %s order by id",
+                "select dataset_id, status from datasets where org_id = %s order by dataset_id",
+                "select count(*) from oauth_states where org_id = %s",
+            )
+        )
+
+
+def _audit_count(admin_url: str, org: Org) -> int:
+    with psycopg.connect(admin_url) as conn:
+        row = conn.execute("select count(*) from audit_log where org_id = %s", (org.id,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.fixture
+def victim(seeder: Seeder) -> tuple[Org, str]:
+    org = seeder.org()
+    return org, seeder.connection(org, org.clients[0])
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.pattern not in NO_RESOURCE], ids=str)
+def test_another_organizations_admin_reaches_nothing(
+    case: Case, victim: tuple[Org, str], seeder: Seeder, client: Client, tokens: TokenIssuer
+) -> None:
+    org, conn_id = victim
+    intruder = seeder.org()
+    before = _tenant_state(seeder.admin_url, org)
+    response = _call(client, case, org, conn_id, tokens.header(intruder, intruder.user("admin")))
+    # Not found (no existence leak), or a state that is not theirs; never success.
+    assert response.status_code in (400, 404), (response.status_code, response.get_data(True))
+    assert _tenant_state(seeder.admin_url, org) == before
+    assert _audit_count(seeder.admin_url, org) == 0
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.pattern not in NO_RESOURCE], ids=str)
+def test_an_unassigned_viewer_reaches_nothing(
+    case: Case, seeder: Seeder, client: Client, tokens: TokenIssuer
+) -> None:
+    org = seeder.org(assign_first=False)
+    conn_id = seeder.connection(org, org.clients[0])
+    before = _tenant_state(seeder.admin_url, org)
+    response = _call(client, case, org, conn_id, tokens.header(org, org.user("viewer")))
+    assert response.status_code in (400, 404), (response.status_code, response.get_data(True))
+    assert _tenant_state(seeder.admin_url, org) == before
+
+
+@pytest.mark.parametrize("role", ["admin", "viewer"])
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_every_route_writes_exactly_one_audit_record(
+    case: Case,
+    role: str,
+    victim: tuple[Org, str],
+    seeder: Seeder,
+    client: Client,
+    tokens: TokenIssuer,
+) -> None:
+    org, conn_id = victim
+    before = _audit_count(seeder.admin_url, org)
+    response = _call(client, case, org, conn_id, tokens.header(org, org.user(role)))
+    assert response.status_code < 500, response.get_data(True)
+    assert _audit_count(seeder.admin_url, org) == before + 1
