@@ -1,4 +1,3 @@
-
 """One contract, two adapters: DuckDB on files, BigQuery through the real client
 against the local BigQuery server (whose state is an in-memory DuckDB, so the
 adapter's SQL really runs)."""
@@ -290,3 +289,35 @@ def test_drop_dataset_removes_it_and_a_missing_one_is_fine(subject: Subject) -> 
     wh.drop_dataset(dataset_id)
     with pytest.raises(errors.NotFound):
         run(subject, f"select count(*) from {wh.table_ref(dataset_id)}", {}, [dataset_id])
+
+
+def test_each_client_and_platform_gets_its_own_dataset(subject: Subject) -> None:
+    wh = subject.warehouse
+    client_a, client_b = str(uuid.uuid4()), str(uuid.uuid4())
+    ids = {
+        (client, platform): dataset_id_for("test", client, platform)
+        for client in (client_a, client_b)
+        for platform in ("meta", "tiktok")
+    }
+    assert len(set(ids.values())) == 4
+    for (client, _platform), dataset_id in ids.items():
+        assert client.replace("-", "") in dataset_id
+        wh.ensure_dataset(DatasetSpec(dataset_id, "US", {"env": "test"}))
+    wh.replace_slice(
+        ids[client_a, "meta"], daily_rows("acct-a", [JAN], clicks=3), "acct-a", JAN, JAN
+    )
+    wh.replace_slice(
+        ids[client_b, "meta"], daily_rows("acct-b", [JAN], clicks=7), "acct-b", JAN, JAN
+    )
+    for client, account in ((client_a, "acct-a"), (client_b, "acct-b")):
+        dataset_id = ids[client, "meta"]
+        result = run(
+            subject,
+            f"select distinct account_id from {wh.table_ref(dataset_id)}",
+            {},
+            [dataset_id],
+        )
+        assert [tuple(r) for r in result.rows] == [(account,)]
+    # The other platform's dataset of the same client holds nothing of either.
+    empty = ids[client_a, "tiktok"]
+    assert run(subject, f"select count(*) from {wh.table_ref(empty)}", {}, [empty]).rows[0][0] == 0
