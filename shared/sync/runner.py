@@ -373,9 +373,13 @@ def _client_secret(runtime: Runtime, platform: str) -> str:
 
 
 def _header_secret_name(platform: str, header: str) -> str:
-    """Where a platform header's value lives in the secrets port
-    ("google-ads-developer-token" for Google Ads' `developer-token`)."""
-    return f"{platform.replace('_', '-')}-{header.lower()}"
+    """Where a platform header's value lives in the secrets port: Google Ads'
+    `developer-token` is "google-ads-developer-token", Microsoft's `DeveloperToken`
+    "microsoft-developer-token"."""
+    import re
+
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", header).lower().replace("_", "-")
+    return f"{platform.replace('_', '-')}-{words}"
 
 
 def _dataset_id(runtime: Runtime, lease: leases.Lease) -> str | None:

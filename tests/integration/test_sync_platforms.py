@@ -174,7 +174,7 @@ def platform_bench(
         secrets_dir.mkdir()
         (secrets_dir / registry.client_secret_name(name)).write_text("client-secret")
         (secrets_dir / "google-ads-developer-token").write_text("dev-token")
-        (secrets_dir / "microsoft-developertoken").write_text("dev-token")
+        (secrets_dir / "microsoft-developer-token").write_text("dev-token")
         local = settings.with_changes(
             database_url=db.app_url,
             worker_database_url=db.worker_url,
