@@ -40,15 +40,19 @@ class StartRequest(BaseModel):
         return self
 
 
+_VSCHAR = r"^[\x20-\x7e]*$"
+
+
 class CallbackQuery(BaseModel):
     # Providers append parameters of their own (Google: scope, authuser, prompt;
     # Microsoft: session_state); they are ignored, not refused.
+    # RFC 6749 limits codes, states and errors to printable ASCII (VSCHAR).
     model_config = ConfigDict(extra="ignore")
-    code: str = Field(default="", max_length=4096)
-    auth_code: str = Field(default="", max_length=4096)  # TikTok's name for the code
-    state: str = Field(default="", max_length=256)
-    error: str = Field(default="", max_length=128)
-    error_description: str = Field(default="", max_length=1024)
+    code: str = Field(default="", max_length=4096, pattern=_VSCHAR)
+    auth_code: str = Field(default="", max_length=4096, pattern=_VSCHAR)  # TikTok's name
+    state: str = Field(default="", max_length=256, pattern=_VSCHAR)
+    error: str = Field(default="", max_length=128, pattern=_VSCHAR)
+    error_description: str = Field(default="", max_length=1024, pattern=_VSCHAR)
 
 
 class ListQuery(BaseModel):
