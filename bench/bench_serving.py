@@ -20,7 +20,8 @@ and `COSMA_RATE_LIMIT_USER` empty): their cost is measured in their own tests,
 and a single loopback client would only measure the 429 path.
 
 Knobs (environment): COSMA_BENCH_SAMPLES (cold-start rounds, 7),
-COSMA_BENCH_SECONDS (load per throughput subject, 8), COSMA_BENCH_THREADS (4).
+COSMA_BENCH_SECONDS (load per throughput subject, 8), COSMA_BENCH_THREADS (4),
+COSMA_BENCH_ONLY ("cold", "throughput" or both, comma-separated).
 """
 
 from __future__ import annotations
@@ -363,5 +364,7 @@ def _throughputs(stage: Stage) -> list[str]:
 
 
 def run() -> list[str]:
+    parts = os.environ.get("COSMA_BENCH_ONLY", "cold,throughput").split(",")
     with _stage() as stage:
-        return _cold_starts(stage) + _throughputs(stage)
+        lines = _cold_starts(stage) if "cold" in parts else []
+        return lines + (_throughputs(stage) if "throughput" in parts else [])

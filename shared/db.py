@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,11 @@ if TYPE_CHECKING:
 
     from shared.principal import Principal
 
+# A connection that committed this recently is known to work: pinging it again
+# before the next transaction would add a round trip to every request. Older ones
+# (a restarted database or a pooler's idle timeout leaves dead sockets) are checked.
+FRESH_S = 2.0
+
 
 class Database:
     def __init__(self, url: str, *, max_size: int = 4, name: str = "app") -> None:
@@ -35,6 +42,9 @@ class Database:
         self._name = name
         self._pool: ConnectionPool | None = None
         self._lock = threading.Lock()
+        self._committed_at: weakref.WeakKeyDictionary[psycopg.Connection, float] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _get_pool(self) -> ConnectionPool:
         if self._pool is None:
@@ -48,13 +58,21 @@ class Database:
                         max_size=self._max_size,
                         kwargs={"autocommit": True, "prepare_threshold": None},
                         # A restarted database leaves dead sockets in the pool:
-                        # check each one before handing it out.
-                        check=ConnectionPool.check_connection,
+                        # check each one before handing it out, unless it just worked.
+                        check=self._check,
                         name=f"cosma-{self._name}",
                         open=True,
                         timeout=10,
                     )
         return self._pool
+
+    def _check(self, conn: psycopg.Connection) -> None:
+        committed = self._committed_at.get(conn)
+        if committed is not None and time.monotonic() - committed < FRESH_S:
+            return
+        from psycopg_pool import ConnectionPool
+
+        ConnectionPool.check_connection(conn)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -85,6 +103,7 @@ class Database:
                         conn.execute("rollback")
                     raise
                 conn.execute("commit")
+                self._committed_at[conn] = time.monotonic()
         except psycopg.Error as exc:
             raise translate(exc) from exc
         except Exception as exc:  # the pool's own timeout when the server is gone
