@@ -3,10 +3,9 @@
 Each `Platform` says where to send the user (authorize), where to trade a code
 or a refresh token (token, and TikTok's separate refresh endpoint), how to
 revoke, which scopes to ask for, whether PKCE applies, whether refresh tokens
-rotate and how long tokens live. Report connectors read `api_base_url`,
-`lookback_days` (the trailing window every sync re-reads, because conversions
-arrive late) and `retention_days` (how far back the provider's reporting API
-serves data: the backfill limit).
+rotate and how long tokens live. Report connectors read `api_base_url`; the
+report windows (lookback, retention) belong to the connectors themselves
+(`shared/platforms/reports/`), the one place that knows each report API.
 
 Invariants:
 - Scopes are the minimum that reads reports. Two platforms have no read-only
@@ -87,8 +86,6 @@ class Platform:
     refresh_idle_expiry_s: int | None
     token_style: TokenStyle
     api_base_url: str
-    lookback_days: int
-    retention_days: int
     # TikTok refreshes at its own endpoint; everyone else at `token_url`.
     refresh_url: str | None = None
     # Extra authorize parameters (Google: offline access and a fresh consent,
@@ -130,8 +127,6 @@ def _entries(public_url: str) -> dict[str, Platform]:
             refresh_idle_expiry_s=183 * _DAY,
             token_style="form",
             api_base_url="https://googleads.googleapis.com",
-            lookback_days=30,
-            retention_days=3 * 365,
             authorize_params=(("access_type", "offline"), ("prompt", "consent")),
         ),
         "meta": Platform(
@@ -156,8 +151,6 @@ def _entries(public_url: str) -> dict[str, Platform]:
             refresh_idle_expiry_s=None,
             token_style="meta_graph",
             api_base_url=graph,
-            lookback_days=28,
-            retention_days=37 * 30,
             scope_separator=",",
         ),
         "linkedin": Platform(
@@ -177,8 +170,6 @@ def _entries(public_url: str) -> dict[str, Platform]:
             refresh_idle_expiry_s=None,
             token_style="form",
             api_base_url="https://api.linkedin.com/rest",
-            lookback_days=30,
-            retention_days=2 * 365,
         ),
         "tiktok": Platform(
             name="tiktok",
@@ -200,8 +191,6 @@ def _entries(public_url: str) -> dict[str, Platform]:
             refresh_idle_expiry_s=None,
             token_style="tiktok_json",
             api_base_url=tiktok,
-            lookback_days=28,
-            retention_days=365,
             client_id_param="app_id",
             scope_separator=",",
         ),
@@ -226,8 +215,6 @@ def _entries(public_url: str) -> dict[str, Platform]:
             refresh_idle_expiry_s=90 * _DAY,
             token_style="form",
             api_base_url="https://reporting.api.bingads.microsoft.com",
-            lookback_days=30,
-            retention_days=3 * 365,
         ),
         "sandbox": Platform(
             name="sandbox",
@@ -244,8 +231,6 @@ def _entries(public_url: str) -> dict[str, Platform]:
             refresh_idle_expiry_s=90 * _DAY,
             token_style="form",
             api_base_url=f"{sandbox}/api",
-            lookback_days=7,
-            retention_days=365,
         ),
     }
 
