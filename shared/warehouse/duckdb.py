@@ -146,8 +146,9 @@ class _Reader:
 
 
 class _Readers:
-    """The process-wide reader cache. Opening happens outside `_guard` (it is slow);
-    a file's lock, held by the caller, keeps writers away meanwhile."""
+    """The process-wide reader cache. Readers open and close under `_guard`, evictions
+    first, so a close never drops the lock of a reader that attached before it (opening
+    is slow but rare: hits don't wait for it long)."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
@@ -160,23 +161,14 @@ class _Readers:
         """A reader of `paths` and a fresh cursor on it; call with the files' locks shared."""
         with self._guard:
             reader = self._cache.get(paths)
-            if reader is not None:
-                self._cache.move_to_end(paths)
-                reader.users += 1
-                return reader, reader.instance.cursor()
-        fresh = open_reader()
-        with self._guard:
-            reader = self._cache.get(paths)
-            if reader is None:  # else another thread opened one meanwhile: use it
-                reader = self._cache[paths] = fresh
-                while len(self._cache) > _MAX_READERS:
+            if reader is None:
+                while len(self._cache) >= _MAX_READERS:
                     self._drop(next(iter(self._cache)))
+                reader = self._cache[paths] = open_reader()
                 self._start_reaper()
+            self._cache.move_to_end(paths)
             reader.users += 1
-            cursor = reader.instance.cursor()
-        if reader is not fresh:
-            fresh.instance.close()
-        return reader, cursor
+            return reader, reader.instance.cursor()
 
     def release(self, reader: _Reader, cursor: duckdb.DuckDBPyConnection) -> None:
         with self._guard:
@@ -190,7 +182,8 @@ class _Readers:
         """Drop every reader with a file matching `where` (closed now if unused)."""
         with self._guard:
             for paths in [k for k in self._cache if any(where(p) for p in k)]:
-                self._drop(paths)
+                if paths in self._cache:  # else closed with a reader it shared a file with
+                    self._drop(paths)
 
     def snapshot(self) -> list[tuple[Path, ...]]:
         with self._guard:
@@ -205,7 +198,9 @@ class _Readers:
     def _close(self, reader: _Reader) -> None:
         reader.instance.close()
         # POSIX drops the process's lock on a file when any descriptor of it closes, so
-        # other readers of these files would read on without it: drop them too.
+        # other readers of these files would read on without it: drop them too (one in
+        # use finishes its query first, without the lock: another process could start
+        # writing that file meanwhile; local only, and a window of one query).
         shared = [k for k in self._cache if not reader.paths_set.isdisjoint(k)]
         for paths in shared:
             if paths in self._cache:
