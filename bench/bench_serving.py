@@ -8,7 +8,8 @@
   reported. Goal: at most 1.5x.
 - throughput: `gunicorn -w 2` serving one function, driven for a bounded time by
   a load generator in its own process on loopback (`bench.loadgen`), counting
-  2xx responses. Baseline: hello under the same gunicorn settings. Goal: at
+  2xx responses; subject and baseline servers run side by side and are driven
+  in interleaved rounds (medians). Baseline: hello under the same gunicorn settings. Goal: at
   least 0.5x for `GET /auth/session`; `POST /query` on a small table is
   reported against the same baseline.
 
@@ -50,6 +51,7 @@ SAMPLES = int(os.environ.get("COSMA_BENCH_SAMPLES", "7"))
 SECONDS = float(os.environ.get("COSMA_BENCH_SECONDS", "8"))
 THREADS = int(os.environ.get("COSMA_BENCH_THREADS", "4"))
 WARMUP_S = 1.5
+ROUNDS = 4  # throughput: each subject's SECONDS split into this many interleaved rounds
 # Modules that cost hundreds of milliseconds and that no request of this bench needs
 # (duckdb and pyarrow are the local warehouse: `query` needs duckdb, none needs pyarrow).
 HEAVY = ("google.cloud.bigquery", "google.cloud.secretmanager", "sentry_sdk", "duckdb", "pyarrow")
@@ -345,17 +347,27 @@ def _drive(port: int, subject: Subject, seconds: float) -> float:
     return float(counts["ok"]) / float(counts["seconds"])
 
 
-def throughput(stage: Stage, subject: Subject) -> float:
-    with _gunicorn(stage, subject) as port:
-        _drive(port, subject, WARMUP_S)  # both workers past their cold start
-        return _drive(port, subject, SECONDS)
-
-
 def _throughputs(stage: Stage) -> list[str]:
-    base = throughput(stage, stage.hello)
+    """All three servers up at once, driven in turn for ROUNDS short rounds, medians
+    reported: load from other processes on the machine then hits subject and
+    baseline alike instead of whichever ran during a burst."""
+    subjects = [
+        ("hello", stage.hello),
+        ("auth_session", stage.subjects["auth"]),
+        ("query", stage.subjects["query"]),
+    ]
+    rates: dict[str, list[float]] = {label: [] for label, _ in subjects}
+    with contextlib.ExitStack() as stack:
+        ports = {label: stack.enter_context(_gunicorn(stage, s)) for label, s in subjects}
+        for label, subject in subjects:
+            _drive(ports[label], subject, WARMUP_S)  # both workers past their cold start
+        for _ in range(ROUNDS):
+            for label, subject in subjects:
+                rates[label].append(_drive(ports[label], subject, SECONDS / ROUNDS))
+    base = statistics.median(rates["hello"])
     lines = []
-    for label, name in (("auth_session", "auth"), ("query", "query")):
-        value = throughput(stage, stage.subjects[name])
+    for label, _ in subjects[1:]:
+        value = statistics.median(rates[label])
         lines.append(
             f"throughput_{label}: {value:.0f} req/s "
             f"({value / base:.2f}x vs bare hello at {base:.0f} req/s)"
