@@ -80,8 +80,10 @@ _INSERT_SLICE = f"insert into {TABLE} ({_COLUMNS_SQL}) select {_COLUMNS_SQL} fro
 _EXPORT = f"select {_COLUMNS_SQL} from {TABLE} order by date, account_id, campaign_id"  # noqa: S608
 
 _MAX_READERS = 8  # warm readers per process (each holds its files open)
-_IDLE_S = 1.0  # a reader unused this long is closed
-_LOCK_WAIT_S = 3.0  # how long a writer waits for another process's lock on a file
+# A reader unused this long is closed: long enough for a burst of queries (a
+# dashboard), short enough that a process started after a query finds the file free.
+_IDLE_S = 0.05
+_LOCK_WAIT_S = 1.0  # how long a writer waits for another process's lock on a file
 
 
 class _FileLock:
@@ -152,6 +154,7 @@ class _Readers:
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
+        self._wakeup = threading.Condition(self._guard)  # for the reaper
         self._cache: OrderedDict[tuple[Path, ...], _Reader] = OrderedDict()
         self._reaping = False
 
@@ -207,21 +210,23 @@ class _Readers:
                 self._drop(paths)
 
     def _start_reaper(self) -> None:
-        if not self._reaping:
+        if self._reaping:
+            self._wakeup.notify()
+        else:
             self._reaping = True
             threading.Thread(target=self._reap, name="duckdb-readers", daemon=True).start()
 
     def _reap(self) -> None:
-        while True:
-            time.sleep(_IDLE_S / 2)
-            with self._guard:
+        with self._guard:
+            while self._cache:
                 now = time.monotonic()
                 for paths, reader in list(self._cache.items()):
-                    if not reader.users and now - reader.last_used >= _IDLE_S:
+                    idle = not reader.users and now - reader.last_used >= _IDLE_S
+                    if idle and paths in self._cache:  # (else dropped with another)
                         self._drop(paths)
-                if not self._cache:
-                    self._reaping = False
-                    return
+                unused = [r.last_used for r in self._cache.values() if not r.users]
+                self._wakeup.wait(max(min(unused, default=now) + _IDLE_S - now, 0.005))
+            self._reaping = False
 
 
 _readers = _Readers()

@@ -41,6 +41,12 @@ def wh(tmp_path: Path) -> Iterator[DuckDBWarehouse]:
     warehouse.close()
 
 
+@pytest.fixture
+def lingering(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Readers stay while the test looks at the cache (they idle out in 50 ms)."""
+    monkeypatch.setattr(adapter, "_IDLE_S", 60.0)
+
+
 def new_dataset(wh: DuckDBWarehouse, platform: str = "meta", clicks: int = 10) -> str:
     dataset_id = dataset_id_for("test", str(uuid.uuid4()), platform)
     wh.ensure_dataset(DatasetSpec(dataset_id, "US"))
@@ -63,6 +69,7 @@ def totals(wh: DuckDBWarehouse, *dataset_ids: str, timeout_s: float = 10) -> tup
     return tuple(result.rows[0])
 
 
+@pytest.mark.usefixtures("lingering")
 def test_a_write_after_a_query_gets_the_file_and_the_next_query_sees_it(
     wh: DuckDBWarehouse, tmp_path: Path
 ) -> None:
@@ -85,6 +92,7 @@ def test_a_write_after_a_query_gets_the_file_and_the_next_query_sees_it(
         totals(wh, dataset_id)
 
 
+@pytest.mark.usefixtures("lingering")
 def test_a_write_evicts_every_reader_of_that_file(wh: DuckDBWarehouse) -> None:
     meta = new_dataset(wh, "meta")
     tiktok = new_dataset(wh, "tiktok", clicks=5)
@@ -136,6 +144,7 @@ def test_queries_during_writes_see_the_old_or_the_new_slice_never_a_mix(
     assert totals(wh, dataset_id) == (DAYS, 40, 40)
 
 
+@pytest.mark.usefixtures("lingering")
 def test_the_cache_is_bounded_and_evicted_readers_reopen(wh: DuckDBWarehouse) -> None:
     bound = adapter._MAX_READERS
     dataset_ids = [new_dataset(wh, clicks=i) for i in range(bound + 3)]
@@ -211,12 +220,19 @@ _CHILD = textwrap.dedent(
     """
     import datetime as dt, sys, time
     from pathlib import Path
+    import duckdb
     from shared.warehouse.duckdb import DuckDBWarehouse
     from tests.support.warehouse import daily_rows, days
     wh = DuckDBWarehouse(Path(sys.argv[1]))
     jan = dt.date(2024, 1, 1)
     rows = daily_rows("a1", days(jan, 30), clicks=77)
     print("ready", flush=True)
+    sys.stdin.readline()
+    try:
+        duckdb.connect(str(wh.path_for(sys.argv[2]))).close()
+        print("opened", flush=True)
+    except duckdb.IOException:
+        print("refused", flush=True)
     sys.stdin.readline()
     started = time.monotonic()
     wh.replace_slice(sys.argv[2], rows, "a1", jan, jan + dt.timedelta(29))
@@ -227,13 +243,8 @@ _CHILD = textwrap.dedent(
 
 def test_another_process_can_write_once_the_reader_idles(wh: DuckDBWarehouse) -> None:
     """`cosma sync` runs beside `cosma serve`: a cached reader holds a read lock on
-    the file, so it must let go when idle, and the writer waits for that."""
+    the file, so it must let go when idle, and the adapter's writers wait for that."""
     dataset_id = new_dataset(wh)
-    path = str(wh.path_for(dataset_id))
-    assert totals(wh, dataset_id) == (DAYS, 10, 10)
-    plain = "import duckdb, sys; duckdb.connect(sys.argv[1])"
-    held = subprocess.run([sys.executable, "-c", plain, path], capture_output=True, text=True)
-    assert held.returncode != 0 and "lock" in held.stderr  # the warm reader's lock is real
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(wh.directory), dataset_id],
         stdin=subprocess.PIPE,
@@ -242,18 +253,30 @@ def test_another_process_can_write_once_the_reader_idles(wh: DuckDBWarehouse) ->
         cwd=Path(__file__).resolve().parents[2],
     )
     assert child.stdin is not None and child.stdout is not None
+
+    def query_then(line: str) -> str:
+        assert child.stdin is not None and child.stdout is not None
+        assert totals(wh, dataset_id)[1] in (10, 77)  # a reader used just now
+        child.stdin.write(line)
+        child.stdin.flush()
+        return child.stdout.readline().strip()
+
     try:
         assert child.stdout.readline().strip() == "ready"
-        assert totals(wh, dataset_id) == (DAYS, 10, 10)  # a reader used just now
-        child.stdin.write("go\n")
-        child.stdin.flush()
-        waited = float(child.stdout.readline())
+        # Plain DuckDB fails at once while the warm reader holds its lock ...
+        assert query_then("go\n") == "refused"
+        # ... the adapter's writer waits until the reader idles out.
+        waited = float(query_then("go\n"))
     finally:
         child.wait(timeout=30)
     assert child.returncode == 0
-    assert 0.2 < waited < adapter._LOCK_WAIT_S
-    assert wh.open_readers() == []
+    assert 0 < waited < adapter._LOCK_WAIT_S
     assert totals(wh, dataset_id) == (DAYS, 77, 77)
+    time.sleep(adapter._IDLE_S * 4)
+    assert wh.open_readers() == []
+    plain = "import duckdb, sys; duckdb.connect(sys.argv[1]).close()"
+    done = subprocess.run([sys.executable, "-c", plain, str(wh.path_for(dataset_id))])
+    assert done.returncode == 0
 
 
 def test_a_writer_in_another_process_still_fails_after_a_bounded_wait(
