@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,10 +40,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localdb.LocalDatabase]:
+def session_dir() -> Iterator[Path]:
+    """The session's own folder. Not pytest's numbered tmp folders: pytest prunes
+    the oldest of those when other sessions start, which would pull the data
+    directory from under a running Postgres."""
+    path = Path(tempfile.mkdtemp(prefix="cosma-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg(session_dir: Path) -> Iterator[localdb.LocalDatabase]:
     db = localdb.prepare(
         admin_url=os.environ.get("TEST_DATABASE_URL"),
-        datadir=tmp_path_factory.mktemp("pg") / "data",
+        datadir=session_dir / "pg",
         dbname=f"cosma_test_{os.getpid()}",
         fresh=True,
     )
@@ -50,8 +62,10 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localdb.LocalDataba
 
 
 @pytest.fixture(scope="session")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cosma")
+def state_dir(session_dir: Path) -> Path:
+    path = session_dir / "cosma"
+    path.mkdir()
+    return path
 
 
 @pytest.fixture(scope="session")
