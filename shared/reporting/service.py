@@ -123,20 +123,26 @@ def _shape(
     detail: list[list[Any]] = []
     totals: list[dict[str, Any]] = []
     total_columns = [*(["currency"] if spec.has_money else []), *spec.metrics]
+    at = {c: i for i, c in enumerate(columns, start=2)}
     for row in rows:
-        values = dict(zip(columns, row[2:], strict=True))
-        if row[0] == 0:
-            detail.append([_plain(values[c]) for c in columns])
-        else:
-            totals.append({c: _plain(values[c]) for c in total_columns})
+        if len(row) != len(columns) + 2:
+            raise ValueError("a result row does not match the statement's columns")
+        if row[0] != 0:
+            totals.append({c: _plain(row[at[c]]) for c in total_columns})
+        elif len(detail) <= spec.limit:  # one row past the limit tells `truncated`
+            detail.append([_plain(v) for v in row[2:]])
     truncated = len(detail) > spec.limit
     return Report(columns, detail[: spec.limit], totals, truncated, bytes_processed)
 
 
+_PLAIN = frozenset({int, float, str, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
     # DuckDB sums BIGINT into HUGEINT and BigQuery may hand back Decimal: JSON wants
-    # plain ints and floats (dates are rendered ISO by the JSON encoder).
-    if isinstance(value, int | float | str) or value is None:
+    # plain ints and floats (dates are rendered ISO by the JSON encoder). The exact
+    # type test first: this runs for every cell of every answer.
+    if type(value) in _PLAIN or isinstance(value, int | float | str):
         return value
     from decimal import Decimal
 
