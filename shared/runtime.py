@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from shared.db import Database
     from shared.http import Context
     from shared.principal import Principal
-    from shared.warehouse import Warehouse
     from shared.ratelimit import RateLimiter
     from shared.secrets import Secrets
+    from shared.warehouse import Warehouse
 
 log = logging.getLogger("cosma.runtime")
 
