@@ -20,6 +20,9 @@ costs ~11-17 ms and a fresh one starts with a cold cache. Invariants:
   open of a file attached elsewhere in the process, and POSIX drops all of a
   process's locks on a file when any descriptor of it closes;
 - a reader evicted while in use (LRU, `close`) is closed by its last user;
+- closing a reader drops every cached reader sharing a file with it (the POSIX
+  rule above); one of those in use finishes its query without the file's OS
+  lock, so only in that window could another process start writing the file;
 - a reader idle for `_IDLE_S` is closed by a daemon thread, so its read lock
   does not keep another process (`cosma sync` next to `cosma serve`) from
   writing for long; writers wait up to `_LOCK_WAIT_S` for such a lock.
