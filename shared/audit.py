@@ -12,8 +12,15 @@ import hashlib
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
 _SEP = "\x1f"
+
+
+_INSERT = (
+    "insert into public.audit_log (org_id, seq, actor, action, resource, outcome, detail,"
+    " request_id, hash) values ({}, 0, {}, {}, {}, {}, {}, {}, ''::bytea)"
+)
 
 
 def record(
@@ -28,10 +35,25 @@ def record(
     request_id: str = "",
 ) -> None:
     conn.execute(
-        "insert into public.audit_log (org_id, seq, actor, action, resource, outcome, detail,"
-        " request_id, hash) values (%s, 0, %s, %s, %s, %s, %s, %s, ''::bytea)",
+        _INSERT.format(*["%s"] * 7),
         (org_id, actor, action, resource, outcome, detail, request_id),
     )
+
+
+def record_statement(
+    *,
+    org_id: str,
+    actor: str,
+    action: str,
+    resource: str = "",
+    outcome: str = "ok",
+    detail: str = "",
+    request_id: str = "",
+) -> sql.Composed:
+    """The same insert as `record`, as a statement with its values quoted by psycopg,
+    for `Database.run_once` (a whole transaction in one round trip)."""
+    values = (org_id, actor, action, resource, outcome, detail, request_id)
+    return sql.SQL(_INSERT).format(*(sql.Literal(v) for v in values))
 
 
 @dataclass(frozen=True)

@@ -141,16 +141,15 @@ class Runtime:
         outcome = _outcome(status)
         from shared import audit
 
-        with self.db.transaction(principal.claims()) as conn:
-            audit.record(
-                conn,
-                org_id=principal.org_id,
-                actor=principal.user_id,
-                action=ctx.route.action,
-                resource=ctx.request.path,
-                outcome=outcome,
-                request_id=ctx.request_id,
-            )
+        statement = audit.record_statement(
+            org_id=principal.org_id,
+            actor=principal.user_id,
+            action=ctx.route.action,
+            resource=ctx.request.path,
+            outcome=outcome,
+            request_id=ctx.request_id,
+        )
+        self.db.run_once(principal.claims(), statement)
         ctx.audited = True
 
     def close(self) -> None:

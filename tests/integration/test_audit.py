@@ -141,3 +141,38 @@ def test_audit_verify_command(runtime: Runtime, org: Org, pg) -> None:
     )
     assert bad.returncode == 1
     assert f"org={org.id} seq=1" in bad.stdout
+
+
+def test_one_round_trip_record_refused_by_rls_leaves_nothing(
+    runtime: Runtime, seeder: Seeder, pg
+) -> None:
+    a, b = seeder.org(), seeder.org()
+    p = a.principal(a.user("admin"))
+    forged = audit.record_statement(org_id=b.id, actor=p.user_id, action="x")
+    for _ in range(3):  # the pooled connection is rolled back and usable again
+        with pytest.raises(errors.Forbidden):
+            runtime.db.run_once(p.claims(), forged)
+    runtime.db.run_once(
+        p.claims(), audit.record_statement(org_id=a.id, actor=p.user_id, action="y")
+    )
+    with psycopg.connect(pg.admin_url) as conn:
+        rows = conn.execute(
+            "select org_id, action from audit_log where org_id in (%s, %s)", (a.id, b.id)
+        ).fetchall()
+    assert rows == [(a.id, "y")]
+
+
+def test_one_round_trip_record_quotes_hostile_values(runtime: Runtime, org: Org, pg) -> None:
+    p = org.principal(org.user("admin"))
+    hostile = "x'); delete from clients; --"
+    runtime.db.run_once(
+        p.claims(),
+        audit.record_statement(org_id=org.id, actor=p.user_id, action="z", resource=hostile),
+    )
+    with psycopg.connect(pg.admin_url) as conn:
+        assert conn.execute(
+            "select resource from audit_log where org_id = %s", (org.id,)
+        ).fetchall() == [(hostile,)]
+        assert conn.execute(
+            "select count(*) from clients where org_id = %s", (org.id,)
+        ).fetchone() == (2,)
