@@ -137,6 +137,10 @@ class Context:
             raise TypeError("route declares no query model")
         return self.query_model(self.route.query)
 
+    def audit(self, *, resource: str, outcome: str = "ok", detail: str = "") -> None:
+        """This request's one audit record, on its own (see `Runtime.audit`)."""
+        self.runtime.audit(self, resource=resource, outcome=outcome, detail=detail)
+
     def tenant(self) -> Any:
         """One transaction with the caller's claims set; see `shared.db`."""
         return self.runtime.db.tenant(self.principal(), request_id=self.request_id, ctx=self)

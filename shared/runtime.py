@@ -135,18 +135,24 @@ class Runtime:
 
     def after_request(self, ctx: Context, status: int) -> None:
         """Every audited route leaves exactly one record, whatever happened."""
-        principal = ctx.known_principal
-        if ctx.route.action is None or principal is None or ctx.audited:
+        if ctx.route.action is None or ctx.known_principal is None or ctx.audited:
             return
-        outcome = _outcome(status)
+        self.audit(ctx, resource=ctx.request.path, outcome=_outcome(status))
+
+    def audit(self, ctx: Context, *, resource: str, outcome: str = "ok", detail: str = "") -> None:
+        """The request's one audit record, in a transaction of its own sent in one
+        round trip. For work that changes data, write the record inside that work's
+        transaction instead (`tx.audit`), so both commit or neither does."""
+        principal = ctx.principal()
         from shared import audit
 
         statement = audit.record_statement(
             org_id=principal.org_id,
             actor=principal.user_id,
-            action=ctx.route.action,
-            resource=ctx.request.path,
+            action=ctx.route.action or "unknown",
+            resource=resource,
             outcome=outcome,
+            detail=detail,
             request_id=ctx.request_id,
         )
         self.db.run_once(principal.claims(), statement)

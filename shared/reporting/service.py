@@ -10,10 +10,11 @@ Order of events (each step's failure stops the ones after it):
    truth is "never connected";
 2. the statement from `shared.reporting.sql`, on the warehouse, with the
    bytes-billed cap, the timeout and job labels (org, client) from settings;
-3. a second short transaction writes the one audit record: the client and a
-   hash of the spec (never filter values). The Postgres connection is not held
-   while the warehouse works (a BigQuery job can take seconds; the pool is
-   small and sits behind a transaction-mode pooler). If step 2 fails, the
+3. a second short transaction (one round trip, `Runtime.audit`) writes the one
+   audit record: the client and a hash of the spec (never filter values). The
+   Postgres connection is not held while the warehouse works (a BigQuery job
+   can take seconds; the pool is small and sits behind a transaction-mode
+   pooler). If step 2 fails, the
    runtime writes the failure record instead.
 """
 
@@ -156,12 +157,12 @@ def run_query(
     tenant: Callable[[], AbstractContextManager[Any]],
     principal: Principal,
     spec: QuerySpec,
+    audit: Callable[..., None],
 ) -> Report:
     """The whole query: authorize and plan, run, audit. `tenant` opens the caller's
-    transaction (`ctx.tenant`)."""
+    transaction (`ctx.tenant`); `audit` writes the request's one record."""
     with tenant() as tx:
         where = plan(tx, principal, spec)
     report = execute(runtime, principal, spec, where)
-    with tenant() as tx:
-        tx.audit(resource=f"client:{where.client_id}", detail=f"spec_sha256={spec.sha256()}")
+    audit(resource=f"client:{where.client_id}", detail=f"spec_sha256={spec.sha256()}")
     return report
