@@ -118,6 +118,17 @@ class Database:
         For short writes whose result nobody reads (the audit record of a read
         request): it saves two round trips per request on the hot path.
         """
+        self._once(claims, statement)
+
+    def read_once(
+        self, claims: Mapping[str, Any] | None, statement: sql.Composable
+    ) -> list[tuple[Any, ...]]:
+        """`run_once` for one SELECT: its rows, read in the same single round trip."""
+        return self._once(claims, statement)
+
+    def _once(
+        self, claims: Mapping[str, Any] | None, statement: sql.Composable
+    ) -> list[tuple[Any, ...]]:
         parts: list[sql.Composable] = [sql.SQL("begin")]
         if claims is not None:
             parts.append(
@@ -129,12 +140,17 @@ class Database:
         try:
             with self._get_pool().connection() as conn:
                 try:
-                    conn.execute(sql.SQL("; ").join(parts))
+                    cur = conn.execute(sql.SQL("; ").join(parts))
+                    # Results in order: BEGIN, [claims], the statement, COMMIT.
+                    for _ in range(len(parts) - 2):
+                        cur.nextset()
+                    rows: list[tuple[Any, ...]] = cur.fetchall() if cur.description else []
                 except BaseException:
                     if not conn.closed:
                         conn.execute("rollback")
                     raise
                 self._committed_at[conn] = time.monotonic()
+                return rows
         except psycopg.Error as exc:
             raise translate(exc) from exc
         except Exception as exc:

@@ -161,8 +161,12 @@ def validate(model: type[M], data: Any) -> M:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    # orjson: several times faster than the stdlib on report rows; dates as ISO 8601,
+    # NaN as null (valid JSON), anything else it does not know as its str().
+    import orjson
+
     return Response(
-        json.dumps(body, separators=(",", ":"), default=str),
+        orjson.dumps(body, default=str),
         status=status,
         headers=headers,
         mimetype="application/json",

@@ -69,9 +69,15 @@ def require_client(tx: Any, principal: Principal, action: Action, client_id: str
     if not canonical:
         raise errors.NotFound(_NOT_FOUND)
     row = tx.execute("select org_id from clients where id = %s", (canonical,)).fetchone()
-    if row is None or row[0] != principal.org_id:
+    require_found(principal, action, canonical, row[0] if row else None)
+
+
+def require_found(principal: Principal, action: Action, client_id: str, org_id: str | None) -> None:
+    """`require_client` for a caller that read the client's organization itself,
+    under RLS, in a query of its own (`org_id` None: no such row visible)."""
+    if org_id is None or org_id != principal.org_id:
         raise errors.NotFound(_NOT_FOUND)
-    require(principal, action, canonical)
+    require(principal, action, client_id)
 
 
 def _canonical(client_id: str) -> str:

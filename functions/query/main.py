@@ -23,7 +23,7 @@ def query_report(ctx: Context) -> Response:
     """Run a reporting query over a client's datasets."""
     principal = ctx.principal()
     spec: QuerySpec = ctx.body()
-    report = run_query(ctx.runtime, ctx.tenant, principal, spec, ctx.audit)
+    report = run_query(ctx.runtime, principal, spec, ctx.audit)
     return json_response(report.public())
 
 

@@ -2,10 +2,11 @@
 
 Order of events (each step's failure stops the ones after it):
 
-1. in the caller's transaction: `require_client(..., "read", ...)` (404 for a
-   client of another organization, an unassigned one, or none), then the
-   client's datasets for the requested platforms and the organization's
-   location, both read under RLS. A platform without a ready dataset is a 404
+1. one read in the caller's claims (one statement, one round trip): the
+   client's organization, checked by `require_found(..., "read", ...)` (404
+   for a client of another organization, an unassigned one, or none), and the
+   client's datasets for the requested platforms with the organization's
+   location, all read under RLS. A platform without a ready dataset is a 404
    naming the platform: an empty answer would look like "no spend" when the
    truth is "never connected";
 2. the statement from `shared.reporting.sql`, on the warehouse, with the
@@ -21,12 +22,13 @@ Order of events (each step's failure stops the ones after it):
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from psycopg import sql as psql
+
 from shared import errors
-from shared.policy import require_client
+from shared.policy import require_found
 from shared.reporting import sql
 from shared.reporting.spec import QuerySpec
 from shared.warehouse.ids import label_value
@@ -35,10 +37,14 @@ if TYPE_CHECKING:
     from shared.principal import Principal
     from shared.runtime import Runtime
 
-_DATASETS = (
-    "select d.platform, d.dataset_id, d.status, o.location"
-    " from datasets d join organizations o on o.id = d.org_id"
-    " where d.client_id = %s and d.platform = any(%s)"
+# Authorization and the datasets in one statement and one round trip: the
+# client's organization (for `require_found`), then its datasets for the asked
+# platforms with the organization's location, all read under the caller's RLS.
+_PLAN = (
+    "select c.org_id, d.platform, d.dataset_id, d.status, o.location"
+    " from clients c join organizations o on o.id = c.org_id"
+    " left join datasets d on d.client_id = c.id and d.platform = any({platforms})"
+    " where c.id = {client}"
 )
 
 
@@ -69,14 +75,17 @@ class Report:
         }
 
 
-def plan(tx: Any, principal: Principal, spec: QuerySpec) -> Plan:
+def plan(runtime: Runtime, principal: Principal, spec: QuerySpec) -> Plan:
     """Authorize, then find the datasets; see step 1 in the module docstring."""
     client_id = str(spec.client_id)
-    require_client(tx, principal, "read", client_id)
-    rows = tx.execute(_DATASETS, (client_id, list(spec.platforms))).fetchall()
+    statement = psql.SQL(_PLAN).format(
+        platforms=psql.Literal(list(spec.platforms)), client=psql.Literal(client_id)
+    )
+    rows = runtime.db.read_once(principal.claims(), statement)
+    require_found(principal, "read", client_id, rows[0][0] if rows else None)
     found = {
         platform: (dataset_id, location)
-        for platform, dataset_id, status, location in rows
+        for _, platform, dataset_id, status, location in rows
         if status == "ready"
     }
     missing = [p for p in spec.platforms if p not in found]
@@ -153,16 +162,11 @@ def _plain(value: Any) -> Any:
 
 
 def run_query(
-    runtime: Runtime,
-    tenant: Callable[[], AbstractContextManager[Any]],
-    principal: Principal,
-    spec: QuerySpec,
-    audit: Callable[..., None],
+    runtime: Runtime, principal: Principal, spec: QuerySpec, audit: Callable[..., None]
 ) -> Report:
-    """The whole query: authorize and plan, run, audit. `tenant` opens the caller's
-    transaction (`ctx.tenant`); `audit` writes the request's one record."""
-    with tenant() as tx:
-        where = plan(tx, principal, spec)
+    """The whole query: authorize and plan, run, audit. `audit` writes the
+    request's one record (`ctx.audit`)."""
+    where = plan(runtime, principal, spec)
     report = execute(runtime, principal, spec, where)
     audit(resource=f"client:{where.client_id}", detail=f"spec_sha256={spec.sha256()}")
     return report
