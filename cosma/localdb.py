@@ -30,7 +30,11 @@ class LocalDatabase:
 
 def start_embedded(datadir: Path) -> tuple[str, Callable[[], None]]:
     import logging
+    import warnings
 
+    # pgserver asks platformdirs for a runtime folder it does not need here; on a
+    # machine without XDG_RUNTIME_DIR that warns on every command.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
     import pgserver
 
     # pgserver logs every pg_ctl call at INFO; keep the console for what matters.
