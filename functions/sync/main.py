@@ -21,7 +21,7 @@ router = Router("sync")
 @router.route("POST", "/sync")
 def sync_due(ctx: Context) -> Response:
     """Sync the due connections (Cloud Scheduler only)."""
-    trigger.verify(ctx.request.headers.get("Authorization", ""), ctx.settings)
+    trigger.verify_request(ctx)
     report = runner.run(ctx.runtime, owner=runner.new_owner(f"sync:{ctx.request_id}"))
     return json_response(report.public())
 

@@ -246,3 +246,12 @@ def test_a_refusal_raises_the_error_tree(runtime: Runtime) -> None:
     with pytest.raises(errors.TooManyRequests) as refused:
         limiter.failed_authentication(ip)
     assert refused.value.retry_after > 3000
+
+
+def test_refused_scheduler_tokens_count_against_the_ip(limited) -> None:
+    # The sync trigger verifies Google's OIDC token itself; a refusal there is a
+    # failed authentication like any other.
+    client = limited(ip="2/3600s")
+    ip = fresh_ip()
+    forged = {"Authorization": "Bearer not-a-google-token", "X-Forwarded-For": ip}
+    assert [client.post("/sync", headers=forged).status_code for _ in range(3)] == [401, 401, 429]
