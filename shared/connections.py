@@ -279,7 +279,10 @@ def store(
             sealed.ciphertext,
             sealed.key_version,
             principal.user_id,
-            consumed.account_ids,
+            # "All accounts" on a platform whose grant names them (TikTok) means
+            # exactly those: its report API cannot list them without the app secret
+            # in a URL.
+            consumed.account_ids or list(tokens.account_ids),
         ),
     )
     dataset = _provision(runtime, tx, principal, consumed.client_id, platform.name)

@@ -57,6 +57,9 @@ class TokenSet:
     refresh_expires_in: int | None = None
     scopes: tuple[str, ...] = ()
     external_user_id: str | None = None
+    # Ad accounts the grant itself names (TikTok answers `advertiser_ids`); a
+    # connection asked for "all accounts" reads these.
+    account_ids: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # never print a token
         return f"TokenSet(expires_in={self.expires_in}, scopes={self.scopes})"

@@ -439,7 +439,17 @@ def _tiktok_tokens(platform: Platform, data: dict[str, Any]) -> TokenSet:
         ),
         scopes=_scopes(data.get("scope")),
         external_user_id=_str_or_none(data.get("open_id") or data.get("creator_id")),
+        account_ids=_advertiser_ids(data.get("advertiser_ids")),
     )
+
+
+def _advertiser_ids(value: Any) -> tuple[str, ...]:
+    """TikTok's granted advertisers: numeric ids only, at most as many as a
+    connection may hold; anything else in the answer is ignored."""
+    if not isinstance(value, list):
+        return ()
+    ids = [str(v) for v in value if isinstance(v, int | str) and str(v).isdigit()]
+    return tuple(ids[:200])
 
 
 def _unless_same(tokens: TokenSet, old_refresh: str) -> TokenSet:

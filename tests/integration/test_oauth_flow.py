@@ -501,3 +501,20 @@ def test_bad_requests_are_refused(env: Env, seeder: Seeder, tokens: TokenIssuer)
     assert env.client.post("/oauth/linkedin/start", json=extra, headers=headers).status_code == 422
     assert env.client.delete("/connections/not-a-uuid", headers=headers).status_code == 404
     assert sql(env, "select count(*) from oauth_states where org_id = %s", (org.id,))[0][0] == 0
+
+
+def test_tiktok_all_accounts_means_the_advertisers_the_grant_names(
+    env: Env, seeder: Seeder, tokens: TokenIssuer
+) -> None:
+    org = seeder.org()
+    principal = org.principal(org.user("editor"))
+    response = env.client.post(
+        "/oauth/tiktok/start",
+        json={"client_id": org.clients[0], "all_accounts": True},
+        headers=tokens.header(principal),
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    query = env.providers["tiktok"].authorize(response.json["authorization_url"])
+    assert redirect_params(callback(env, tokens, org, "editor", query))["status"] == "connected"
+    [row] = connections_of(env, org)
+    assert row[7] == ["7000000001"]  # account_ids, from the token exchange's advertiser_ids
