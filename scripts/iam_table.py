@@ -1,8 +1,9 @@
 """Generate the "what each service account may do" table of docs/deploy.md.
 
 The table is read from the Terraform, not written by hand: the grants in
-terraform/modules and the inputs one environment passes them (all three
-environments make the same calls; tests/terraform checks that). It lists
+terraform/modules and the inputs the module calls pass them. An environment
+makes one call, of modules/stack, which makes the others (the same in every
+environment; tests/terraform checks that). It lists
 every IAM grant Terraform makes, plus the dataset access entries the
 datasets function writes at run time for the accounts Terraform hands it.
 
@@ -73,15 +74,27 @@ def _resources(module_dir: Path) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 class Environment:
-    """The module calls of one environment, with their modules' defaults filled in."""
+    """The module calls of one environment, with their modules' defaults filled in.
+
+    A call of a module that itself calls modules (modules/stack) stands for
+    the calls it makes: those are the ones that grant, and their references
+    (`module.sync...`) name each other.
+    """
 
     def __init__(self, env: str) -> None:
-        directory = TERRAFORM / "environments" / env
         self.calls: dict[str, dict[str, Any]] = {}
         self.module_dirs: dict[str, Path] = {}
+        self._collect(TERRAFORM / "environments" / env)
+
+    def _collect(self, directory: Path) -> None:
         for block in _blocks(directory, "module"):
             for name, call in block.items():
                 module_dir = (directory / call["source"]).resolve()
+                if next(_blocks(module_dir, "module"), None) is not None:
+                    self._collect(module_dir)
+                    continue
+                if name in self.calls:
+                    raise ValueError(f"module {name} is called twice")
                 self.calls[name] = {**_defaults(module_dir), **call}
                 self.module_dirs[name] = module_dir
 

@@ -18,8 +18,12 @@ ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "terraform"
 MODULES = TERRAFORM / "modules"
 ENVIRONMENTS = TERRAFORM / "environments"
+# The composition every environment calls: all of its module calls are here.
+STACK = MODULES / "stack"
+STACK_SOURCE = "../../modules/stack"
+STACK_CALL = "cosma"
 
-MODULE_NAMES = ("function", "secrets", "scheduler", "warehouse", "project", "edge")
+MODULE_NAMES = ("function", "secrets", "scheduler", "warehouse", "project", "edge", "stack")
 ENVIRONMENT_NAMES = ("dev", "staging", "prod")
 FUNCTIONS = ("auth", "oauth", "datasets", "query", "sync")
 USER_FACING = ("auth", "oauth", "datasets", "query")
@@ -69,21 +73,31 @@ def resource(directory: Path, rtype: str, name: str) -> dict[str, Any]:
     raise KeyError(f"{rtype}.{name} not found under {directory}")
 
 
-def module_calls(env: str) -> dict[str, dict[str, Any]]:
-    """Module name => arguments, for the module calls of one environment."""
+def calls_in(directory: Path) -> dict[str, dict[str, Any]]:
+    """Module name => arguments, for the module calls made in one directory."""
     calls: dict[str, dict[str, Any]] = {}
-    for block in blocks(ENVIRONMENTS / env / "main.tf", "module"):
+    for block in blocks(directory, "module"):
         calls.update(block)
     return calls
 
 
-def function_calls(env: str) -> dict[str, dict[str, Any]]:
-    """Function name => arguments, for calls of modules/function."""
+def module_calls() -> dict[str, dict[str, Any]]:
+    """Module name => arguments, for the module calls of the stack (every environment's)."""
+    return calls_in(STACK)
+
+
+def function_calls() -> dict[str, dict[str, Any]]:
+    """Function name => arguments, for the stack's calls of modules/function."""
     return {
-        body["name"]: body
-        for body in module_calls(env).values()
-        if body["source"] == "../../modules/function"
+        body["name"]: body for body in module_calls().values() if body["source"] == "../function"
     }
+
+
+def environment_call(env: str) -> dict[str, Any]:
+    """Arguments of an environment's one call, the call of the stack."""
+    calls = calls_in(ENVIRONMENTS / env)
+    assert list(calls) == [STACK_CALL], f"{env}: {sorted(calls)}"
+    return calls[STACK_CALL]
 
 
 _SECRET_REF = re.compile(r'module\.secrets\.ids\["([^"]+)"\]')

@@ -1,7 +1,9 @@
 """The security properties the Terraform promises, read from the .tf files.
 
 Each test names one invariant from the security page or the deployment
-design; change the Terraform and the matching test fails.
+design; change the Terraform and the matching test fails. The module calls
+are read from modules/stack, the one composition every environment calls
+(test_layout checks that each environment calls it and nothing else).
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ from .hcl import (
     ENVIRONMENTS,
     FUNCTIONS,
     MODULES,
+    STACK,
+    STACK_SOURCE,
     USER_FACING,
+    blocks,
+    environment_call,
     first,
     function_calls,
     module_calls,
@@ -69,9 +75,8 @@ def _iam_roles():
 # --- identities -------------------------------------------------------------
 
 
-@envs
-def test_every_function_is_deployed_once(env: str) -> None:
-    assert sorted(function_calls(env)) == sorted(FUNCTIONS)
+def test_every_function_is_deployed_once() -> None:
+    assert sorted(function_calls()) == sorted(FUNCTIONS)
 
 
 def test_function_module_creates_its_own_service_account() -> None:
@@ -84,14 +89,13 @@ def test_function_module_creates_its_own_service_account() -> None:
     assert "service_account_email" not in variables(MODULES / "function")
 
 
-@envs
-def test_each_function_has_a_distinct_service_account(env: str) -> None:
-    calls = function_calls(env)
+def test_each_function_has_a_distinct_service_account() -> None:
+    calls = function_calls()
     prefixes = {call.get("service_account_prefix", "cosma-fn-") for call in calls.values()}
     ids = {prefix + name for prefix in prefixes for name in calls}
     assert len(ids) == len(calls) * len(prefixes)
     # Grants name each function's own account, never a neighbour's.
-    service_accounts = module_calls(env)["secrets"]["service_accounts"]
+    service_accounts = module_calls()["secrets"]["service_accounts"]
     assert service_accounts == {
         name: f"${{module.{name}.service_account_email}}" for name in FUNCTIONS
     }
@@ -134,15 +138,14 @@ def test_no_project_wide_bigquery_data_roles() -> None:
     assert not [r for r in _all_resources() if r[0].startswith("google_bigquery_dataset")]
 
 
-@envs
-def test_query_and_sync_run_jobs_and_datasets_provisions(env: str) -> None:
-    warehouse = module_calls(env)["warehouse"]
+def test_query_and_sync_run_jobs_and_datasets_provisions() -> None:
+    warehouse = module_calls()["warehouse"]
     assert warehouse["provisioner_email"] == "${module.datasets.service_account_email}"
     assert warehouse["job_users"] == {
         "query": "${module.query.service_account_email}",
         "sync": "${module.sync.service_account_email}",
     }
-    datasets_env = function_calls(env)["datasets"]["environment"]
+    datasets_env = function_calls()["datasets"]["environment"]
     assert datasets_env["BQ_QUERY_SA"] == "${module.query.service_account_email}"
     assert datasets_env["BQ_SYNC_SA"] == "${module.sync.service_account_email}"
 
@@ -157,28 +160,25 @@ def test_function_module_refuses_allow_all_ingress() -> None:
     assert "default" not in ingress
 
 
-@envs
-def test_sync_is_private(env: str) -> None:
-    sync = function_calls(env)["sync"]
+def test_sync_is_private() -> None:
+    sync = function_calls()["sync"]
     assert sync["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
     assert sync["invoker_members"] == {"scheduler": "${module.scheduler.service_account_member}"}
-    routes = module_calls(env)["edge"]["routes"]
+    routes = module_calls()["edge"]["routes"]
     assert "sync" not in routes
 
 
-@envs
 @pytest.mark.parametrize("name", USER_FACING)
-def test_user_facing_functions_are_public_only_behind_the_edge(env: str, name: str) -> None:
-    call = function_calls(env)[name]
+def test_user_facing_functions_are_public_only_behind_the_edge(name: str) -> None:
+    call = function_calls()[name]
     assert call["ingress_settings"] == "ALLOW_INTERNAL_AND_GCLB"
     assert call["invoker_members"] == {"public": "allUsers"}
-    assert name in module_calls(env)["edge"]["routes"]
+    assert name in module_calls()["edge"]["routes"]
 
 
-@envs
-def test_nothing_else_is_public(env: str) -> None:
+def test_nothing_else_is_public() -> None:
     public = {"allUsers", "allAuthenticatedUsers"}
-    for name, call in function_calls(env).items():
+    for name, call in function_calls().items():
         if name not in USER_FACING:
             assert not public & set(call.get("invoker_members", {}).values()), name
     for rtype, name, body in _all_resources():
@@ -186,9 +186,8 @@ def test_nothing_else_is_public(env: str) -> None:
             assert body.get("member") not in public, f"{rtype}.{name}"
 
 
-@envs
-def test_every_ingress_setting_says_why(env: str) -> None:
-    lines = (ENVIRONMENTS / env / "main.tf").read_text().splitlines()
+def test_every_ingress_setting_says_why() -> None:
+    lines = (STACK / "main.tf").read_text().splitlines()
     settings = [i for i, line in enumerate(lines) if line.strip().startswith("ingress_settings")]
     assert len(settings) == len(FUNCTIONS)
     for i in settings:
@@ -206,17 +205,15 @@ def test_invoker_is_cloud_run_invoker_on_the_function_service() -> None:
 # --- secrets ----------------------------------------------------------------
 
 
-@envs
-def test_each_secret_has_exactly_the_intended_accessors(env: str) -> None:
-    accessors = module_calls(env)["secrets"]["accessors"]
+def test_each_secret_has_exactly_the_intended_accessors() -> None:
+    accessors = module_calls()["secrets"]["accessors"]
     assert {k: set(v) for k, v in accessors.items()} == EXPECTED_ACCESSORS
     for secret, names in accessors.items():
         assert len(names) == len(set(names)), secret
 
 
-@envs
-def test_functions_mount_exactly_the_secrets_they_may_read(env: str) -> None:
-    for name, call in function_calls(env).items():
+def test_functions_mount_exactly_the_secrets_they_may_read() -> None:
+    for name, call in function_calls().items():
         mounted = secret_refs(call.get("secret_environment", {})) | secret_refs(
             call.get("secret_volumes", {})
         )
@@ -240,10 +237,9 @@ def test_secrets_module_grants_accessor_per_secret_only() -> None:
     assert not [r for r in _all_resources() if r[0] == "google_secret_manager_secret_version"]
 
 
-@envs
 @pytest.mark.parametrize("name", ["oauth", "sync"])
-def test_keyring_is_mounted_as_files(env: str, name: str) -> None:
-    call = function_calls(env)[name]
+def test_keyring_is_mounted_as_files(name: str) -> None:
+    call = function_calls()[name]
     (mount,) = call["secret_volumes"]
     assert mount == "/secrets/keyring"
     assert secret_refs(call["secret_volumes"]) == {"fernet-keyring"}
@@ -263,10 +259,9 @@ def test_scheduler_calls_with_oidc_and_the_target_as_audience() -> None:
     assert oidc["service_account_email"] == "${google_service_account.this.email}"
 
 
-@envs
-def test_scheduler_targets_sync_and_sync_knows_its_audience(env: str) -> None:
-    assert module_calls(env)["scheduler"]["target_url"] == "${module.sync.url}"
-    sync = function_calls(env)["sync"]
+def test_scheduler_targets_sync_and_sync_knows_its_audience() -> None:
+    assert module_calls()["scheduler"]["target_url"] == "${module.sync.url}"
+    sync = function_calls()["sync"]
     assert sync["own_url_env_var"] == "SYNC_AUDIENCE"
     # ... and accepts tokens of the scheduler's account only.
     assert sync["environment"]["SCHEDULER_SA_EMAIL"] == "${module.scheduler.service_account_email}"
@@ -327,9 +322,8 @@ def test_every_backend_is_behind_cloud_armor() -> None:
     assert neg["network_endpoint_type"] == "SERVERLESS"
 
 
-@envs
-def test_edge_routes_only_user_facing_functions(env: str) -> None:
-    edge = module_calls(env)["edge"]
+def test_edge_routes_only_user_facing_functions() -> None:
+    edge = module_calls()["edge"]
     assert set(edge["routes"]) == set(USER_FACING)
     assert edge["default_route"] in USER_FACING
 
@@ -337,23 +331,37 @@ def test_edge_routes_only_user_facing_functions(env: str) -> None:
 # --- environment variables --------------------------------------------------
 
 
-@envs
-def test_sentry_dsn_goes_to_every_function(env: str) -> None:
-    for name, call in function_calls(env).items():
+def test_sentry_dsn_goes_to_every_function() -> None:
+    for name, call in function_calls().items():
         sentry = call["secret_environment"]["SENTRY_DSN"]
         assert sentry == '${module.secrets.ids["sentry-dsn"]}', name
 
 
-@envs
-def test_every_function_knows_its_environment(env: str) -> None:
-    for name, call in function_calls(env).items():
-        assert call["environment"]["COSMA_ENV"] == env, name
+def test_every_function_knows_its_environment() -> None:
+    for name, call in function_calls().items():
+        assert call["environment"]["COSMA_ENV"] == "${var.environment}", name
+    # The stack names no environment itself: the name comes from its caller.
+    text = (STACK / "main.tf").read_text()
+    for env in ENVIRONMENT_NAMES:
+        assert f'"{env}"' not in text, env
+    (locals_,) = blocks(STACK / "main.tf", "locals")
+    assert locals_["labels"]["env"] == "${var.environment}"
+    for name in ("project", "secrets"):
+        assert module_calls()[name]["labels"] == "${local.labels}", name
 
 
 @envs
+def test_each_environment_calls_the_stack_with_its_own_name(env: str) -> None:
+    call = environment_call(env)
+    assert call["source"] == STACK_SOURCE
+    assert call["environment"] == env
+    validation = first(variables(STACK)["environment"]["validation"])
+    assert validation["condition"] == '${contains(["dev", "staging", "prod"], var.environment)}'
+
+
 @pytest.mark.parametrize("name", ["oauth", "sync"])
-def test_platform_clients_ids_plain_secrets_mounted(env: str, name: str) -> None:
-    call = function_calls(env)[name]
+def test_platform_clients_ids_plain_secrets_mounted(name: str) -> None:
+    call = function_calls()[name]
     for platform in PLATFORMS:
         assert (
             call["environment"][f"{platform}_CLIENT_ID"]

@@ -1,5 +1,6 @@
 """The shape of terraform/: standard module files, pinned providers, typed and
-described inputs, environments that only call modules, justified checkov skips."""
+described inputs, module calls that match the modules they call, environments
+that only call modules/stack and forward to it, justified checkov skips."""
 
 from __future__ import annotations
 
@@ -12,12 +13,22 @@ from .hcl import (
     ENVIRONMENTS,
     MODULE_NAMES,
     MODULES,
+    STACK,
+    STACK_CALL,
+    STACK_SOURCE,
     TERRAFORM,
     blocks,
+    calls_in,
+    environment_call,
     load,
     tf_files,
     variables,
 )
+
+# Arguments of a module block that are Terraform's, not the module's inputs.
+META_ARGUMENTS = {"source", "version", "count", "for_each", "providers", "depends_on"}
+_VAR_REF = re.compile(r"\bvar\.([a-z_][a-z0-9_]*)")
+_MODULE_OUTPUT_REF = re.compile(r"\bmodule\.([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)")
 
 modules = pytest.mark.parametrize("module", MODULE_NAMES)
 envs = pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
@@ -63,20 +74,114 @@ def test_variables_live_in_variables_tf(module: str) -> None:
             assert "variable" not in load(path), path
 
 
+def _directories_calling_modules() -> list:
+    return [MODULES / m for m in MODULE_NAMES] + [ENVIRONMENTS / e for e in ENVIRONMENT_NAMES]
+
+
+@pytest.mark.parametrize("directory", _directories_calling_modules(), ids=lambda p: p.name)
+def test_module_calls_match_the_called_modules_inputs(directory) -> None:
+    # What `terraform validate` would say about the wiring, which it cannot
+    # check here without the provider: no unknown argument, no missing input.
+    for name, call in calls_in(directory).items():
+        target = (directory / call["source"]).resolve()
+        assert target.parent == MODULES.resolve(), f"{directory.name}.{name}: {call['source']}"
+        declared = variables(target)
+        # python-hcl2 keeps comments under __comments__ / __inline_comments__.
+        passed = {a for a in call if not a.startswith("__")} - META_ARGUMENTS
+        assert passed <= set(declared), f"{name}: unknown {sorted(passed - set(declared))}"
+        required = {v for v, attrs in declared.items() if "default" not in attrs}
+        assert required <= passed, f"{name}: missing {sorted(required - passed)}"
+
+
+@pytest.mark.parametrize("directory", _directories_calling_modules(), ids=lambda p: p.name)
+def test_references_resolve(directory) -> None:
+    # Every var.X is declared, and every module.M.O names an output of the
+    # module that M calls (the environments reach module.cosma.module.M only
+    # in moved.tf, where M is a call of the stack: test_state_moves_to_the_stack).
+    declared = set(variables(directory))
+    calls = calls_in(directory)
+    for path in tf_files(directory):
+        if path.name == "moved.tf":
+            continue
+        code = "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
+        for name in _VAR_REF.findall(code):
+            assert name in declared, f"{path}: var.{name} is not declared"
+        for module, output in _MODULE_OUTPUT_REF.findall(code):
+            assert module in calls, f"{path}: no module {module}"
+            target = (directory / calls[module]["source"]).resolve()
+            outputs = {n for b in blocks(target, "output") for n in b}
+            assert output in outputs, f"{path}: module {module} has no output {output}"
+
+
 @envs
 def test_environment_files(env: str) -> None:
     expected = ("backend.tf", "main.tf", "variables.tf", "versions.tf", "terraform.tfvars.example")
     for name in expected:
         assert (ENVIRONMENTS / env / name).is_file(), f"{env}/{name}"
+    # Nothing else that Terraform would read: the composition lives in the stack.
+    tf = {p.name for p in (ENVIRONMENTS / env).glob("*.tf")}
+    assert tf == {"backend.tf", "main.tf", "moved.tf", "outputs.tf", "variables.tf", "versions.tf"}
 
 
 @envs
-def test_environment_main_has_module_calls_only(env: str) -> None:
+def test_environment_is_one_call_of_the_stack(env: str) -> None:
     parsed = load(ENVIRONMENTS / env / "main.tf")
     assert set(parsed) - {"__comments__"} == {"module"}
-    for block in parsed["module"]:
-        for name, call in block.items():
-            assert call["source"].startswith("../../modules/"), name
+    assert environment_call(env)["source"] == STACK_SOURCE
+    for kind in ("resource", "data", "locals"):
+        assert not blocks(ENVIRONMENTS / env, kind), f"{env} has {kind} blocks"
+
+
+@envs
+def test_environment_forwards_its_inputs_to_the_stack(env: str) -> None:
+    stack_inputs = variables(STACK)
+    call = environment_call(env)
+    declared = variables(ENVIRONMENTS / env)
+    # Every input of the stack but the name comes from this environment's
+    # variable of the same name, passed as it is.
+    assert set(declared) == set(stack_inputs) - {"environment"}
+    for name in declared:
+        assert call[name] == f"${{var.{name}}}", f"{env}: {name} = {call[name]}"
+        assert declared[name]["type"] == stack_inputs[name]["type"], f"{env}: {name}"
+
+
+@envs
+def test_defaults_are_written_once_in_the_stack(env: str) -> None:
+    stack_inputs = variables(STACK)
+    for name, attrs in variables(ENVIRONMENTS / env).items():
+        if name == "region":
+            # The provider's region too (versions.tf), so its default is the root's.
+            assert "default" not in stack_inputs[name]
+            continue
+        if "default" in stack_inputs[name]:
+            # null from the root must mean "the stack's default", not null.
+            assert attrs.get("default", "absent") is None, f"{env}: {name}"
+            assert stack_inputs[name].get("nullable") is False, f"stack: {name}"
+        else:
+            assert "default" not in attrs, f"{env}: {name} is required by the stack"
+
+
+@envs
+def test_environment_outputs_forward_the_stacks(env: str) -> None:
+    def outputs(directory):
+        return {
+            n: a for block in blocks(directory / "outputs.tf", "output") for n, a in block.items()
+        }
+
+    forwarded = outputs(ENVIRONMENTS / env)
+    assert set(forwarded) == set(outputs(STACK))
+    for name, attrs in forwarded.items():
+        assert attrs == {"value": f"${{module.{STACK_CALL}.{name}}}"}, f"{env}: {name}"
+
+
+@envs
+def test_state_moves_to_the_stack(env: str) -> None:
+    # The calls were made at the root before the stack existed; without these
+    # moves the first plan would replace every resource (secrets included).
+    moves = {b["from"]: b["to"] for b in blocks(ENVIRONMENTS / env / "moved.tf", "moved")}
+    assert moves == {
+        f"${{module.{name}}}": f"${{module.{STACK_CALL}.module.{name}}}" for name in calls_in(STACK)
+    }
 
 
 @envs
@@ -103,7 +208,7 @@ def test_environments_differ_only_in_their_name() -> None:
         text = (ENVIRONMENTS / env / name).read_text()
         return re.sub(rf"\b{env}\b", "ENV", text)
 
-    for name in ("main.tf", "variables.tf", "versions.tf", "outputs.tf", "backend.tf"):
+    for name in ("main.tf", "variables.tf", "versions.tf", "outputs.tf", "backend.tf", "moved.tf"):
         texts = {env: normalised(env, name) for env in ENVIRONMENT_NAMES}
         assert texts["staging"] == texts["dev"], name
         assert texts["prod"] == texts["dev"], name

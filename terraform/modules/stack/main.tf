@@ -1,0 +1,295 @@
+# Cosma in one environment: every module call, made the same way in dev,
+# staging and prod. The resources, and the reasons for them, are in the
+# sibling modules; what differs between environments is the inputs (see
+# variables.tf), chiefly `environment`.
+#
+# Five functions, each with its own service account. auth, oauth, datasets
+# and query are user-facing: public behind the edge load balancer, where they
+# verify the caller's Clerk session token themselves. sync is private: its
+# only invoker is the scheduler's account.
+
+locals {
+  labels = { app = "cosma", env = var.environment }
+}
+
+module "project" {
+  source = "../project"
+
+  project_id              = var.project_id
+  archive_bucket_name     = "${var.project_id}-cosma-functions"
+  archive_bucket_location = var.region
+  labels                  = local.labels
+}
+
+module "secrets" {
+  source = "../secrets"
+
+  project_id = var.project_id
+  labels     = local.labels
+
+  # Each secret and the only functions that may read it.
+  accessors = {
+    "fernet-keyring"             = ["oauth", "sync"]
+    "sentry-dsn"                 = ["auth", "oauth", "datasets", "query", "sync"]
+    "database-url"               = ["auth", "oauth", "datasets", "query"]
+    "worker-database-url"        = ["sync"]
+    "google-ads-developer-token" = ["sync"]
+    "google-ads-client-secret"   = ["oauth", "sync"]
+    "meta-client-secret"         = ["oauth", "sync"]
+    "linkedin-client-secret"     = ["oauth", "sync"]
+    "tiktok-client-secret"       = ["oauth", "sync"]
+    "microsoft-client-secret"    = ["oauth", "sync"]
+  }
+
+  service_accounts = {
+    auth     = module.auth.service_account_email
+    oauth    = module.oauth.service_account_email
+    datasets = module.datasets.service_account_email
+    query    = module.query.service_account_email
+    sync     = module.sync.service_account_email
+  }
+}
+
+module "warehouse" {
+  source = "../warehouse"
+
+  project_id        = var.project_id
+  provisioner_email = module.datasets.service_account_email
+  job_users = {
+    query = module.query.service_account_email
+    sync  = module.sync.service_account_email
+  }
+}
+
+module "auth" {
+  source = "../function"
+
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "auth"
+  description           = "GET /auth/session: the caller's principal."
+  source_bucket         = module.project.archive_bucket
+  source_archive        = "${path.root}/${var.archive_dir}/auth.zip"
+  build_service_account = module.project.build_service_account_id
+  max_instances         = var.max_instances
+
+  # User-facing: reachable only through the edge (TLS 1.2+, Cloud Armor), never
+  # on its own URL from the internet.
+  ingress_settings = "ALLOW_INTERNAL_AND_GCLB"
+  # Public behind the edge: the function verifies the Clerk session token.
+  invoker_members = { public = "allUsers" }
+
+  environment = {
+    COSMA_ENV             = var.environment
+    COSMA_ALLOWED_ORIGINS = join(",", var.allowed_origins)
+    COSMA_APP_URL         = var.app_url
+    COSMA_PUBLIC_URL      = "https://${var.api_domain}"
+    CLERK_ISSUER          = var.clerk_issuer
+    CLERK_JWKS_URL        = var.clerk_jwks_url
+    CLERK_JWT_KEY         = var.clerk_jwt_key
+  }
+  secret_environment = {
+    DATABASE_URL = module.secrets.ids["database-url"]
+    SENTRY_DSN   = module.secrets.ids["sentry-dsn"]
+  }
+}
+
+module "oauth" {
+  source = "../function"
+
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "oauth"
+  description           = "Connect (state + PKCE), provider callback and disconnect of ad-platform accounts."
+  source_bucket         = module.project.archive_bucket
+  source_archive        = "${path.root}/${var.archive_dir}/oauth.zip"
+  build_service_account = module.project.build_service_account_id
+  max_instances         = var.max_instances
+
+  # User-facing: reachable only through the edge (TLS 1.2+, Cloud Armor), never
+  # on its own URL from the internet.
+  ingress_settings = "ALLOW_INTERNAL_AND_GCLB"
+  # Public behind the edge: the function verifies the Clerk session token; the
+  # provider callback is bound to its state and PKCE verifier.
+  invoker_members = { public = "allUsers" }
+
+  environment = {
+    COSMA_ENV             = var.environment
+    COSMA_ALLOWED_ORIGINS = join(",", var.allowed_origins)
+    COSMA_APP_URL         = var.app_url
+    COSMA_PUBLIC_URL      = "https://${var.api_domain}"
+    CLERK_ISSUER          = var.clerk_issuer
+    CLERK_JWKS_URL        = var.clerk_jwks_url
+    CLERK_JWT_KEY         = var.clerk_jwt_key
+    COSMA_KEYRING_DIR     = "/secrets/keyring"
+    GOOGLE_ADS_CLIENT_ID  = var.platform_client_ids["GOOGLE_ADS"]
+    META_CLIENT_ID        = var.platform_client_ids["META"]
+    LINKEDIN_CLIENT_ID    = var.platform_client_ids["LINKEDIN"]
+    TIKTOK_CLIENT_ID      = var.platform_client_ids["TIKTOK"]
+    MICROSOFT_CLIENT_ID   = var.platform_client_ids["MICROSOFT"]
+  }
+  secret_environment = {
+    DATABASE_URL             = module.secrets.ids["database-url"]
+    SENTRY_DSN               = module.secrets.ids["sentry-dsn"]
+    GOOGLE_ADS_CLIENT_SECRET = module.secrets.ids["google-ads-client-secret"]
+    META_CLIENT_SECRET       = module.secrets.ids["meta-client-secret"]
+    LINKEDIN_CLIENT_SECRET   = module.secrets.ids["linkedin-client-secret"]
+    TIKTOK_CLIENT_SECRET     = module.secrets.ids["tiktok-client-secret"]
+    MICROSOFT_CLIENT_SECRET  = module.secrets.ids["microsoft-client-secret"]
+  }
+  secret_volumes = {
+    "/secrets/keyring" = {
+      secret   = module.secrets.ids["fernet-keyring"]
+      versions = var.keyring_versions
+    }
+  }
+}
+
+module "datasets" {
+  source = "../function"
+
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "datasets"
+  description           = "Provision (idempotent) and erase the BigQuery dataset of a client and platform."
+  source_bucket         = module.project.archive_bucket
+  source_archive        = "${path.root}/${var.archive_dir}/datasets.zip"
+  build_service_account = module.project.build_service_account_id
+  max_instances         = var.max_instances
+
+  # User-facing: reachable only through the edge (TLS 1.2+, Cloud Armor), never
+  # on its own URL from the internet.
+  ingress_settings = "ALLOW_INTERNAL_AND_GCLB"
+  # Public behind the edge: the function verifies the Clerk session token and
+  # the caller's role.
+  invoker_members = { public = "allUsers" }
+
+  environment = {
+    COSMA_ENV             = var.environment
+    COSMA_ALLOWED_ORIGINS = join(",", var.allowed_origins)
+    COSMA_APP_URL         = var.app_url
+    COSMA_PUBLIC_URL      = "https://${var.api_domain}"
+    CLERK_ISSUER          = var.clerk_issuer
+    CLERK_JWKS_URL        = var.clerk_jwks_url
+    CLERK_JWT_KEY         = var.clerk_jwt_key
+    # The accounts this function grants dataset READER and WRITER.
+    BQ_QUERY_SA = module.query.service_account_email
+    BQ_SYNC_SA  = module.sync.service_account_email
+  }
+  secret_environment = {
+    DATABASE_URL = module.secrets.ids["database-url"]
+    SENTRY_DSN   = module.secrets.ids["sentry-dsn"]
+  }
+}
+
+module "query" {
+  source = "../function"
+
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "query"
+  description           = "POST /query: validated report queries over a client's datasets."
+  source_bucket         = module.project.archive_bucket
+  source_archive        = "${path.root}/${var.archive_dir}/query.zip"
+  build_service_account = module.project.build_service_account_id
+  max_instances         = var.max_instances
+
+  # User-facing: reachable only through the edge (TLS 1.2+, Cloud Armor), never
+  # on its own URL from the internet.
+  ingress_settings = "ALLOW_INTERNAL_AND_GCLB"
+  # Public behind the edge: the function verifies the Clerk session token and
+  # the caller's access to the client.
+  invoker_members = { public = "allUsers" }
+
+  environment = {
+    COSMA_ENV             = var.environment
+    COSMA_ALLOWED_ORIGINS = join(",", var.allowed_origins)
+    COSMA_APP_URL         = var.app_url
+    COSMA_PUBLIC_URL      = "https://${var.api_domain}"
+    CLERK_ISSUER          = var.clerk_issuer
+    CLERK_JWKS_URL        = var.clerk_jwks_url
+    CLERK_JWT_KEY         = var.clerk_jwt_key
+  }
+  secret_environment = {
+    DATABASE_URL = module.secrets.ids["database-url"]
+    SENTRY_DSN   = module.secrets.ids["sentry-dsn"]
+  }
+}
+
+module "sync" {
+  source = "../function"
+
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "sync"
+  description           = "POST /sync from Cloud Scheduler: lease due connections, refresh tokens, load reports."
+  source_bucket         = module.project.archive_bucket
+  source_archive        = "${path.root}/${var.archive_dir}/sync.zip"
+  build_service_account = module.project.build_service_account_id
+  max_instances         = var.sync_max_instances
+  timeout_seconds       = 540
+
+  # Private worker: only internal callers, which include Cloud Scheduler in this
+  # project; it is not behind the edge and has no public route.
+  ingress_settings = "ALLOW_INTERNAL_ONLY"
+  # Private: only the scheduler's dedicated account may invoke it.
+  invoker_members = { scheduler = module.scheduler.service_account_member }
+
+  # sync checks the OIDC token's audience against its own URL.
+  own_url_env_var = "SYNC_AUDIENCE"
+  environment = {
+    COSMA_ENV            = var.environment
+    COSMA_APP_URL        = var.app_url
+    COSMA_KEYRING_DIR    = "/secrets/keyring"
+    SCHEDULER_SA_EMAIL   = module.scheduler.service_account_email
+    GOOGLE_ADS_CLIENT_ID = var.platform_client_ids["GOOGLE_ADS"]
+    META_CLIENT_ID       = var.platform_client_ids["META"]
+    LINKEDIN_CLIENT_ID   = var.platform_client_ids["LINKEDIN"]
+    TIKTOK_CLIENT_ID     = var.platform_client_ids["TIKTOK"]
+    MICROSOFT_CLIENT_ID  = var.platform_client_ids["MICROSOFT"]
+  }
+  secret_environment = {
+    WORKER_DATABASE_URL        = module.secrets.ids["worker-database-url"]
+    SENTRY_DSN                 = module.secrets.ids["sentry-dsn"]
+    GOOGLE_ADS_DEVELOPER_TOKEN = module.secrets.ids["google-ads-developer-token"]
+    GOOGLE_ADS_CLIENT_SECRET   = module.secrets.ids["google-ads-client-secret"]
+    META_CLIENT_SECRET         = module.secrets.ids["meta-client-secret"]
+    LINKEDIN_CLIENT_SECRET     = module.secrets.ids["linkedin-client-secret"]
+    TIKTOK_CLIENT_SECRET       = module.secrets.ids["tiktok-client-secret"]
+    MICROSOFT_CLIENT_SECRET    = module.secrets.ids["microsoft-client-secret"]
+  }
+  secret_volumes = {
+    "/secrets/keyring" = {
+      secret   = module.secrets.ids["fernet-keyring"]
+      versions = var.keyring_versions
+    }
+  }
+}
+
+module "scheduler" {
+  source = "../scheduler"
+
+  project_id = var.project_id
+  region     = var.region
+  schedule   = var.sync_schedule
+  paused     = var.sync_paused
+  # The sync URL is both the target and the OIDC audience.
+  target_url = module.sync.url
+}
+
+module "edge" {
+  source = "../edge"
+
+  project_id = var.project_id
+  region     = var.region
+  domain     = var.api_domain
+
+  # The user-facing functions and their paths; sync is deliberately absent.
+  routes = {
+    auth     = ["/auth/*", "/.well-known/*"]
+    oauth    = ["/oauth/*", "/connections", "/connections/*"]
+    datasets = ["/datasets", "/datasets/*", "/clients/*"]
+    query    = ["/query"]
+  }
+  default_route = "auth"
+}
