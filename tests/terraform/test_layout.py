@@ -96,13 +96,10 @@ def test_module_calls_match_the_called_modules_inputs(directory) -> None:
 @pytest.mark.parametrize("directory", _directories_calling_modules(), ids=lambda p: p.name)
 def test_references_resolve(directory) -> None:
     # Every var.X is declared, and every module.M.O names an output of the
-    # module that M calls (the environments reach module.cosma.module.M only
-    # in moved.tf, where M is a call of the stack: test_state_moves_to_the_stack).
+    # module that M calls.
     declared = set(variables(directory))
     calls = calls_in(directory)
     for path in tf_files(directory):
-        if path.name == "moved.tf":
-            continue
         code = "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
         for name in _VAR_REF.findall(code):
             assert name in declared, f"{path}: var.{name} is not declared"
@@ -120,7 +117,7 @@ def test_environment_files(env: str) -> None:
         assert (ENVIRONMENTS / env / name).is_file(), f"{env}/{name}"
     # Nothing else that Terraform would read: the composition lives in the stack.
     tf = {p.name for p in (ENVIRONMENTS / env).glob("*.tf")}
-    assert tf == {"backend.tf", "main.tf", "moved.tf", "outputs.tf", "variables.tf", "versions.tf"}
+    assert tf == {"backend.tf", "main.tf", "outputs.tf", "variables.tf", "versions.tf"}
 
 
 @envs
@@ -175,16 +172,6 @@ def test_environment_outputs_forward_the_stacks(env: str) -> None:
 
 
 @envs
-def test_state_moves_to_the_stack(env: str) -> None:
-    # The calls were made at the root before the stack existed; without these
-    # moves the first plan would replace every resource (secrets included).
-    moves = {b["from"]: b["to"] for b in blocks(ENVIRONMENTS / env / "moved.tf", "moved")}
-    assert moves == {
-        f"${{module.{name}}}": f"${{module.{STACK_CALL}.module.{name}}}" for name in calls_in(STACK)
-    }
-
-
-@envs
 def test_environment_state_is_its_own_gcs_backend(env: str) -> None:
     (terraform,) = blocks(ENVIRONMENTS / env / "backend.tf", "terraform")
     (backend,) = terraform["backend"]
@@ -208,7 +195,7 @@ def test_environments_differ_only_in_their_name() -> None:
         text = (ENVIRONMENTS / env / name).read_text()
         return re.sub(rf"\b{env}\b", "ENV", text)
 
-    for name in ("main.tf", "variables.tf", "versions.tf", "outputs.tf", "backend.tf", "moved.tf"):
+    for name in ("main.tf", "variables.tf", "versions.tf", "outputs.tf", "backend.tf"):
         texts = {env: normalised(env, name) for env in ENVIRONMENT_NAMES}
         assert texts["staging"] == texts["dev"], name
         assert texts["prod"] == texts["dev"], name
