@@ -1,7 +1,9 @@
 """Report normalisation: provider JSON pages (bytes, as they come off the wire)
 to the daily Arrow table. Subject: the connectors' column-list path (orjson,
 string micros). Baseline: the obvious path (stdlib json, one dict per row,
-Decimal money, `pa.Table.from_pylist`). Goal: >= 200k rows/s for the subject."""
+Decimal money, `pa.Table.from_pylist`). The end-to-end figure that carries
+the sync goal (JSON pages to the warehouse) is `bench_sync`'s; this one shows
+what each real platform's format costs on its own."""
 
 from __future__ import annotations
 
@@ -140,7 +142,7 @@ def run() -> list[str]:
     baseline, subject, google = (ROWS / times[k] for k in ("baseline", "meta", "google"))
     return [
         f"connectors_meta_json_to_arrow: {subject:,.0f} rows/s ({subject / baseline:.1f}x vs "
-        f"per-row dicts + Decimal at {baseline:,.0f} rows/s; goal >= 200,000)",
+        f"per-row dicts + Decimal at {baseline:,.0f} rows/s)",
         f"connectors_google_json_to_arrow: {google:,.0f} rows/s "
         f"({google / baseline:.1f}x vs the same baseline)",
     ]
