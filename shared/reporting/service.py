@@ -5,10 +5,10 @@ Order of events (each step's failure stops the ones after it):
 1. one read in the caller's claims (one statement, one round trip): the
    client's organization, checked by `require_found(..., "read", ...)` (404
    for a client of another organization, an unassigned one, or none), and the
-   client's datasets for the requested platforms with the organization's
-   location, all read under RLS. A platform without a ready dataset is a 404
-   naming the platform: an empty answer would look like "no spend" when the
-   truth is "never connected";
+   client's datasets for the requested platforms with their location (where
+   they were created: the organization's), all read under RLS. A platform
+   without a ready dataset is a 404 naming the platform: an empty answer would
+   look like "no spend" when the truth is "never connected";
 2. the statement from `shared.reporting.sql`, on the warehouse, with the
    bytes-billed cap, the timeout and job labels (org, client) from settings;
 3. a second short transaction (one round trip, `Runtime.audit`) writes the one
@@ -39,10 +39,11 @@ if TYPE_CHECKING:
 
 # Authorization and the datasets in one statement and one round trip: the
 # client's organization (for `require_found`), then its datasets for the asked
-# platforms with the organization's location, all read under the caller's RLS.
+# platforms with their location (each dataset was created in its organization's
+# location, and provisioning refuses to move one), all read under the caller's RLS.
 _PLAN = (
-    "select c.org_id, d.platform, d.dataset_id, d.status, o.location"
-    " from clients c join organizations o on o.id = c.org_id"
+    "select c.org_id, d.platform, d.dataset_id, d.status, d.location"
+    " from clients c"
     " left join datasets d on d.client_id = c.id and d.platform = any({platforms})"
     " where c.id = {client}"
 )
