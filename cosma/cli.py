@@ -83,8 +83,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"\ncosma: serving every function on {base}\n"
             f"  curl {base}/healthz\n"
             f"  curl -i {base}/no-such-path      # a problem+json 404\n"
-            "  TOKEN=$(cosma dev-token --user u1 --org o1 --role admin)\n"
+            "  TOKEN=$(.venv/bin/cosma dev-token --user u1 --org o1 --role admin)\n"
             f'  curl -H "Authorization: Bearer $TOKEN" {base}/auth/session\n'
+            "  (README.md walks through connecting the sandbox platform, a sync and a query.)\n"
             "Ctrl-C stops the server and the embedded Postgres.\n",
             flush=True,
         )
