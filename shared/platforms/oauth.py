@@ -29,10 +29,8 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
-
-import requests
 
 from shared.platforms.base import (
     AccessDenied,
@@ -43,6 +41,10 @@ from shared.platforms.base import (
     TokenSet,
 )
 from shared.platforms.registry import Platform
+
+if TYPE_CHECKING:
+    # Imported where a call is made: listing connections never loads it (cold start).
+    import requests
 
 __all__ = [
     "authorization_url",
@@ -116,7 +118,7 @@ def exchange_code(
     timeout: float = 10,
 ) -> TokenSet:
     """Trade an authorization code for tokens."""
-    session = http or requests.Session()
+    session = http or _session()
     if platform.token_style == "tiktok_json":
         body = {"app_id": client_id, "secret": client_secret, "auth_code": code}
         return _tiktok_tokens(
@@ -149,7 +151,7 @@ def refresh(
 ) -> TokenSet:
     """A fresh access token. `TokenSet.refresh_token` is the rotated one, or None
     when the provider kept the old one (store it only when it is not None)."""
-    session = http or requests.Session()
+    session = http or _session()
     if platform.token_style == "tiktok_json":
         body = {
             "app_id": client_id,
@@ -201,7 +203,7 @@ def revoke(
     outcome is "revoked", "not_supported" or "failed:<class>" (for the audit)."""
     if platform.revoke_style == "none" or not platform.revoke_url:
         return "not_supported"
-    session = http or requests.Session()
+    session = http or _session()
     try:
         if platform.revoke_style == "tiktok_json":
             body = {"app_id": client_id, "secret": client_secret, "access_token": token}
@@ -223,11 +225,19 @@ def revoke(
 # ---------------------------------------------------------------- transport
 
 
+def _session() -> requests.Session:
+    import requests
+
+    return requests.Session()
+
+
 def _send(
     platform: Platform,
     call: Callable[[], requests.Response],
 ) -> requests.Response:
     """Run one HTTP call; transport failures, 429 and 5xx become provider errors."""
+    import requests
+
     try:
         response = call()
     except requests.Timeout:
