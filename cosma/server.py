@@ -16,13 +16,12 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from cosma import security_txt
 from shared.http import Context, Router, json_response
 from shared.runtime import Runtime
 
 # Which function serves which path prefix (mirrors the load balancer's URL map).
 PREFIXES: dict[str, tuple[str, ...]] = {
-    "auth": ("/auth",),
+    "auth": ("/auth", "/.well-known/security.txt"),
     "oauth": ("/oauth", "/connections"),
     "datasets": ("/datasets", "/clients"),
     "query": ("/query",),
@@ -69,11 +68,6 @@ def local_router() -> Router:
 
         routers = [function_router(name) for name in PREFIXES]
         return json_response(openapi.document(routers, server_url=ctx.settings.public_url))
-
-    @router.route("GET", security_txt.PATH)
-    def security_txt_file(ctx: Context) -> Response:
-        """RFC 9116 security.txt."""
-        return Response(security_txt.render(ctx.settings.public_url), mimetype="text/plain")
 
     # The sandbox platform's OAuth provider, so the connect flow runs without internet.
     from cosma import sandbox_oauth

@@ -35,8 +35,6 @@ FRESH_S = 2.0
 
 class Database:
     def __init__(self, url: str, *, max_size: int = 4, name: str = "app") -> None:
-        if not url:
-            raise errors.Unavailable("The database is not configured.")
         self._url = url
         self._max_size = max_size
         self._name = name
@@ -47,6 +45,8 @@ class Database:
         )
 
     def _get_pool(self) -> ConnectionPool:
+        if not self._url:  # raised on use, so routes that need no database still work
+            raise errors.Unavailable("The database is not configured.")
         if self._pool is None:
             with self._lock:
                 if self._pool is None:

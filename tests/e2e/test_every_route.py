@@ -75,11 +75,15 @@ CASES = [
 NO_RESOURCE = {"/auth/session"}
 
 
+# Public by design: no caller, no tenant data (RFC 9116's security.txt).
+PUBLIC = {("GET", "/.well-known/security.txt")}
+
+
 def _routes() -> set[tuple[str, str]]:
     found = set()
     for name in PREFIXES:
         for route in function_router(name).routes:
-            if route.pattern != "/sync":
+            if route.pattern != "/sync" and (route.method, route.pattern) not in PUBLIC:
                 found.add((route.method, route.pattern))
     return found
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from werkzeug.test import Client
 
-from cosma import security_txt
+from shared import security_txt
 
+ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = {"Contact", "Expires"}
 KNOWN = {
     "Acknowledgments",
@@ -65,3 +69,38 @@ def test_security_txt_has_at_least_30_days_left() -> None:
     """Fails a month before the file expires: review the fields, move REVIEWED."""
     left = security_txt.expires() - datetime.now(UTC)
     assert left > timedelta(days=30), f"security.txt expires in {left.days} days"
+
+
+def test_the_auth_function_serves_it_in_the_cloud(tmp_path) -> None:
+    # The load balancer sends /.well-known/* to `auth`: load that function as
+    # functions-framework does and ask it, with only the environment it gets.
+    code = (
+        "import functions_framework\n"
+        "app = functions_framework.create_app(target='auth', source='functions/auth/main.py')\n"
+        "r = app.test_client().get('/.well-known/security.txt')\n"
+        "print('=== response')\n"
+        "print(r.status_code, r.mimetype)\n"
+        "print(r.get_data(as_text=True))\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "COSMA_ENV": "prod",
+        "COSMA_PUBLIC_URL": "https://api.cosma.test",
+        "COSMA_RATE_LIMIT_IP": "",
+        "COSMA_RATE_LIMIT_USER": "",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # Log lines (JSON, stdout) come first; the response follows the marker.
+    status, _, body = done.stdout.split("=== response\n", 1)[1].partition("\n")
+    assert status == "200 text/plain"
+    values = dict(parse(body))
+    assert values["Canonical"] == "https://api.cosma.test/.well-known/security.txt"
