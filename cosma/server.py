@@ -23,7 +23,7 @@ from shared.runtime import Runtime
 PREFIXES: dict[str, tuple[str, ...]] = {
     "auth": ("/auth", "/.well-known/security.txt"),
     "oauth": ("/oauth", "/connections"),
-    "datasets": ("/datasets", "/clients"),
+    "datasets": ("/datasets", "/clients", "/audit"),
     "query": ("/query",),
     "sync": ("/sync",),
 }

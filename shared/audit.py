@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
+
+from shared.policy import require_manage
+
+if TYPE_CHECKING:
+    from shared.principal import Principal
 
 _SEP = "\x1f"
 
@@ -54,6 +60,62 @@ def record_statement(
     for `Database.run_once` (a whole transaction in one round trip)."""
     values = (org_id, actor, action, resource, outcome, detail, request_id)
     return sql.SQL(_INSERT).format(*(sql.Literal(v) for v in values))
+
+
+_EXPORT = (
+    "select seq, actor, action, resource, outcome, detail, request_id, at, prev_hash, hash"
+    " from public.audit_log where org_id = %s and seq > %s"
+    " and at >= coalesce(%s, '-infinity'::timestamptz)"
+    " and at < coalesce(%s, 'infinity'::timestamptz)"
+    " order by seq limit %s"
+)
+
+
+def export(
+    conn: psycopg.Connection,
+    *,
+    org_id: str,
+    after_seq: int = 0,
+    since: Any = None,
+    until: Any = None,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """One page of an organization's records, in chain order, with the chain itself
+    (hex hashes), so an auditor can recompute it outside Cosma. The caller's
+    transaction decides what is visible (RLS: admins of the organization)."""
+    rows = conn.execute(_EXPORT, (org_id, after_seq, since, until, limit)).fetchall()
+    return [
+        {
+            "seq": seq,
+            "actor": actor,
+            "action": action,
+            "resource": resource,
+            "outcome": outcome,
+            "detail": detail,
+            "request_id": request_id,
+            "at": at.isoformat(),
+            "prev_hash": bytes(prev).hex() if prev is not None else None,
+            "hash": bytes(digest).hex(),
+        }
+        for seq, actor, action, resource, outcome, detail, request_id, at, prev, digest in rows
+    ]
+
+
+def export_page(
+    tx: Any, principal: Principal, *, after_seq: int, since: Any, until: Any, limit: int
+) -> dict[str, Any]:
+    """`GET /audit`: admins only, their own organization's records, one page."""
+    require_manage(principal)
+    records = export(
+        tx.conn,
+        org_id=principal.org_id,
+        after_seq=after_seq,
+        since=since,
+        until=until,
+        limit=limit,
+    )
+    last = records[-1]["seq"] if len(records) == limit else None
+    return {"records": records, "next_after_seq": last}
 
 
 @dataclass(frozen=True)

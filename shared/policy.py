@@ -58,6 +58,14 @@ def require(principal: Principal, action: Action, client_id: str) -> None:
         raise errors.Forbidden("Your role does not allow this action.")
 
 
+def require_manage(principal: Principal) -> None:
+    """Allow organization-wide "manage" work (no client involved: the audit
+    export), or raise Forbidden. The caller is a member of the organization, so
+    saying no leaks nothing."""
+    if not allowed(principal.role, "manage"):
+        raise errors.Forbidden("Your role does not allow this action.")
+
+
 def require_client(tx: Any, principal: Principal, action: Action, client_id: str) -> None:
     """Resolve the client's organization under RLS, then `require(...)`.
 

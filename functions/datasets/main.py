@@ -5,6 +5,8 @@
     DELETE /datasets/{client_id}/{platform}  drop one dataset and its rows (admin)
     DELETE /clients/{client_id}           erase the client: datasets, tokens, rows (admin)
     POST   /clients/{client_id}/export    the client's rows as Parquet files (admin)
+    GET    /audit                         the organization's audit records, hash chain
+                                          included, page by page (admin)
 
 Handlers parse, make one call into `shared.provisioning` inside the caller's
 transaction (which authorizes before any warehouse call) and respond.
@@ -13,13 +15,14 @@ transaction (which authorizes before any warehouse call) and respond.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Literal
 
 import functions_framework
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.wrappers import Request, Response
 
-from shared import provisioning
+from shared import audit, provisioning
 from shared.http import Context, Router, json_response, validate
 
 router = Router("datasets")
@@ -42,6 +45,14 @@ class DropPath(BaseModel):
     model_config = ConfigDict(extra="forbid")
     client_id: uuid.UUID
     platform: Platform
+
+
+class AuditQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    after_seq: int = Field(default=0, ge=0)
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = Field(default=1000, ge=1, le=10_000)
 
 
 @router.route("POST", "/datasets", action="datasets.provision", body=ProvisionRequest)
@@ -94,6 +105,16 @@ def export(ctx: Context, client_id: str) -> Response:
         files = provisioning.export_client(ctx.runtime, tx, ctx.principal(), client_id)
         tx.audit(resource=f"/clients/{client_id}/export", detail=f"files={len(files)}")
     return json_response({"files": [f.name for f in files]})
+
+
+@router.route("GET", "/audit", action="audit.export", query=AuditQuery)
+def audit_export(ctx: Context) -> Response:
+    """The organization's audit records (admin), with the hash chain to verify them."""
+    principal = ctx.principal()
+    page: AuditQuery = ctx.query()
+    with ctx.tenant() as tx:
+        body = audit.export_page(tx, principal, **page.model_dump())
+    return json_response(body)
 
 
 @functions_framework.http

@@ -70,9 +70,12 @@ CASES = [
         lambda o, c: (f"/clients/{o.clients[0]}/export", None),
     ),
     Case("POST", "/query", lambda o, c: ("/query", _query_body(o))),
+    Case("GET", "/audit", lambda o, c: ("/audit", None)),
 ]
-# Routes whose resource is not a client of the caller's organization.
-NO_RESOURCE = {"/auth/session"}
+# Routes whose resource is the caller's own (session, organization's audit log),
+# not a client: tests/integration/test_audit_export.py covers the audit export's
+# isolation.
+NO_RESOURCE = {"/auth/session", "/audit"}
 
 
 # Public by design: no caller, no tenant data (RFC 9116's security.txt).
