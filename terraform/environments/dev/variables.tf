@@ -51,3 +51,8 @@ variable "sync_paused" {
   type    = bool
   default = null
 }
+
+variable "bigquery_kms_key_name" {
+  type    = string
+  default = null
+}

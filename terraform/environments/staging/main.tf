@@ -22,4 +22,6 @@ module "cosma" {
   sync_max_instances  = var.sync_max_instances
   sync_schedule       = var.sync_schedule
   sync_paused         = var.sync_paused
+
+  bigquery_kms_key_name = var.bigquery_kms_key_name
 }

@@ -59,6 +59,8 @@ module "warehouse" {
     query = module.query.service_account_email
     sync  = module.sync.service_account_email
   }
+  # CMEK when set: BigQuery's service agent may use the key (empty: no grant).
+  kms_key_name = var.bigquery_kms_key_name
 }
 
 module "auth" {
@@ -175,6 +177,9 @@ module "datasets" {
     # The accounts this function grants dataset READER and WRITER.
     BQ_QUERY_SA = module.query.service_account_email
     BQ_SYNC_SA  = module.sync.service_account_email
+    # The default encryption key of each dataset it creates (CMEK); empty is
+    # dropped by the function module and means Google-managed keys.
+    BQ_KMS_KEY = var.bigquery_kms_key_name
   }
   secret_environment = {
     DATABASE_URL = module.secrets.ids["database-url"]

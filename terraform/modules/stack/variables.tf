@@ -101,3 +101,10 @@ variable "sync_paused" {
   default     = false
   nullable    = false
 }
+
+variable "bigquery_kms_key_name" {
+  type        = string
+  description = "Optional Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) for the client datasets (CMEK): BigQuery's service agent gets encrypter/decrypter on it and the datasets function makes it each new dataset's default key (BQ_KMS_KEY). Its location must be the datasets' (`us` or `europe`). Empty: Google-managed keys."
+  default     = ""
+  nullable    = false
+}

@@ -29,3 +29,24 @@ resource "google_project_iam_member" "job_user" {
   role    = "roles/bigquery.jobUser"
   member  = "serviceAccount:${each.value}"
 }
+
+# Customer-managed encryption (CMEK), only when a key is given. BigQuery does
+# not encrypt as the caller: its per-project service agent
+# (bq-<project number>@bigquery-encryption.iam.gserviceaccount.com) wraps and
+# unwraps the table keys, so that agent, and no function account, may use the
+# key. Which datasets use it is set by the datasets function (BQ_KMS_KEY) as
+# each dataset's default encryption. Without a key neither block exists: the
+# agent is not even looked up.
+data "google_bigquery_default_service_account" "this" {
+  count = var.kms_key_name == "" ? 0 : 1
+
+  project = var.project_id
+}
+
+resource "google_kms_crypto_key_iam_member" "bigquery_agent" {
+  count = var.kms_key_name == "" ? 0 : 1
+
+  crypto_key_id = var.kms_key_name
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = data.google_bigquery_default_service_account.this[0].member
+}

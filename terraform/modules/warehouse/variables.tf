@@ -18,3 +18,15 @@ variable "job_users" {
   type        = map(string)
   description = "Static label => service account email of the accounts that run BigQuery jobs (query, sync)."
 }
+
+variable "kms_key_name" {
+  type        = string
+  description = "Optional Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) that encrypts the client datasets (CMEK). Empty: Google-managed keys, and no KMS grant is made."
+  default     = ""
+  nullable    = false
+
+  validation {
+    condition     = var.kms_key_name == "" || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", var.kms_key_name))
+    error_message = "kms_key_name must be empty or projects/P/locations/L/keyRings/R/cryptoKeys/K."
+  }
+}
