@@ -63,11 +63,14 @@ class Runtime:
                 settings.gcp_project,
                 endpoint=settings.bigquery_endpoint,
                 retry_deadline_s=settings.bq_retry_deadline_s,
+                kms_key_name=settings.bq_kms_key,
             )
         from pathlib import Path
 
         from shared.warehouse.duckdb import DuckDBWarehouse
 
+        # bq_kms_key is not passed: DuckDB's datasets are local files, encrypted (or
+        # not) by the disk they sit on; CMEK is a BigQuery setting.
         return DuckDBWarehouse(settings.warehouse_dir or Path(".cosma/warehouse"))
 
     @cached_property

@@ -47,6 +47,8 @@ class Settings:
     bigquery_endpoint: str = ""
     bq_query_sa: str = ""
     bq_sync_sa: str = ""
+    # Default Cloud KMS key of new datasets (CMEK); empty: Google-managed keys.
+    bq_kms_key: str = ""
     bq_retry_deadline_s: float = 30.0
     # Client exports (erasure requests); a GCS bucket in the cloud, a local folder here.
     export_dir: Path | None = None
@@ -121,6 +123,7 @@ class Settings:
             "bigquery_endpoint": get("BIGQUERY_ENDPOINT"),
             "bq_query_sa": get("BQ_QUERY_SA"),
             "bq_sync_sa": get("BQ_SYNC_SA"),
+            "bq_kms_key": get("BQ_KMS_KEY"),
             "bq_retry_deadline_s": float(get("BQ_RETRY_DEADLINE_S", "30")),
             "export_dir": path("COSMA_EXPORT_DIR"),
             "bytes_billed_cap": int(get("COSMA_BYTES_BILLED_CAP", str(10 * 1024**3))),

@@ -5,6 +5,13 @@
   adds; the provisioner needs it to erase), READER for the query account and
   WRITER for the sync account. BigQuery's default project-wide entries
   (projectReaders/Writers/Owners) are removed.
+- With a Cloud KMS key configured (CMEK), each dataset is created with it as its
+  default encryption, so the daily and staging tables are encrypted with it.
+  The key is part of the dataset's identity, like its location: an existing
+  dataset with another default key (or none where one is wanted, or the
+  reverse) is a Conflict, never silently re-keyed (BigQuery would apply a new
+  default to new tables only). The key's location must be the dataset's
+  (`us` for US, `europe` for EU); a mismatch is refused before any call.
 - The daily table is partitioned by `date` (DAY) and clustered by account and
   campaign.
 - A slice is replaced by a load job of Parquet (made from the Arrow table) into
@@ -21,6 +28,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import io
+import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -54,6 +62,9 @@ if TYPE_CHECKING:
 _STAGING_TTL = dt.timedelta(hours=6)
 _COLUMNS_SQL = ", ".join(f"`{name}`" for name in COLUMN_NAMES)
 _BYTES_CAP_REASON = "bytesBilledLimitExceeded"
+# A multi-region dataset needs a key in the matching multi-region.
+_KEY_LOCATIONS = {"US": "us", "EU": "europe"}
+_KEY_LOCATION = re.compile(r"^projects/[^/]+/locations/([^/]+)/keyRings/[^/]+/cryptoKeys/[^/]+$")
 
 
 def _reason(exc: api_exceptions.GoogleAPICallError) -> str:
@@ -114,6 +125,11 @@ def _scalar_or_array(param: QueryParam) -> Any:
     return bigquery.ScalarQueryParameter(param.name, kind, param.value)
 
 
+def _default_key(dataset: bigquery.Dataset) -> str:
+    config = dataset.default_encryption_configuration
+    return (config.kms_key_name or "") if config is not None else ""
+
+
 def _schema() -> list[bigquery.SchemaField]:
     return [
         bigquery.SchemaField(c.name, c.bigquery, mode="REQUIRED" if c.required else "NULLABLE")
@@ -124,10 +140,19 @@ def _schema() -> list[bigquery.SchemaField]:
 class BigQueryWarehouse(Warehouse):
     dialect: Dialect = "bigquery"
 
-    def __init__(self, project: str, *, endpoint: str = "", retry_deadline_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        project: str,
+        *,
+        endpoint: str = "",
+        retry_deadline_s: float = 30.0,
+        kms_key_name: str = "",
+    ) -> None:
         if not project:
             raise errors.Unavailable("The warehouse is not configured.")
         self.project = project
+        # Default key of the datasets this adapter creates; "" is Google-managed.
+        self.kms_key_name = kms_key_name
         self._endpoint = endpoint
         self._retry = DEFAULT_RETRY.with_timeout(retry_deadline_s)
 
@@ -158,19 +183,35 @@ class BigQueryWarehouse(Warehouse):
     def ensure_dataset(self, spec: DatasetSpec) -> None:
         if spec.location not in LOCATIONS:
             raise errors.ValidationFailed("Unknown location.")
+        self._check_key_location(spec.location)
         ref = self._dataset_ref(spec.dataset_id)
         with _translated():
             wanted = bigquery.Dataset(ref)
             wanted.location = spec.location
             wanted.labels = dict(spec.labels)
+            if self.kms_key_name:
+                wanted.default_encryption_configuration = bigquery.EncryptionConfiguration(
+                    kms_key_name=self.kms_key_name
+                )
             try:
                 dataset = self.client.create_dataset(wanted, retry=self._retry)
             except api_exceptions.Conflict:
                 dataset = self.client.get_dataset(ref, retry=self._retry)
             if (dataset.location or "").upper() != spec.location:
                 raise errors.Conflict("The dataset exists in another location.")
+            if _default_key(dataset) != self.kms_key_name:
+                raise errors.Conflict("The dataset exists with another encryption key.")
             self._reconcile(dataset, spec)
             self._ensure_table(ref)
+
+    def _check_key_location(self, location: str) -> None:
+        if not self.kms_key_name:
+            return
+        match = _KEY_LOCATION.match(self.kms_key_name)
+        if match is None or match.group(1) != _KEY_LOCATIONS.get(location):
+            # A deployment fault, not the caller's: the configured key cannot
+            # encrypt data in this location.
+            raise errors.Unavailable("The warehouse has no encryption key for this location.")
 
     def _reconcile(self, dataset: bigquery.Dataset, spec: DatasetSpec) -> None:
         """Labels and access entries exactly as specified; one PATCH if anything differs."""

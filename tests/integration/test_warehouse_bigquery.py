@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from shared import errors
+from shared.runtime import Runtime
+from shared.settings import Settings
 from shared.warehouse import DatasetSpec, QueryParam, dataset_id_for
 from shared.warehouse.bigquery import BigQueryWarehouse
 from tests.support.bigquery_server import CREATOR, BigQueryServer
@@ -219,3 +222,107 @@ def test_drop_deletes_contents(server: BigQueryServer, warehouse: BigQueryWareho
     call = server.calls("DELETE", rf"/datasets/{dataset_id}$")[0]
     assert call["args"]["deleteContents"] == ["true"]
     assert dataset_id not in server.datasets
+
+
+# --- customer-managed encryption (CMEK) --------------------------------------
+
+EU_KEY = "projects/cosma-kms/locations/europe/keyRings/cosma/cryptoKeys/bigquery"
+OTHER_EU_KEY = "projects/cosma-kms/locations/europe/keyRings/cosma/cryptoKeys/other"
+US_KEY = "projects/cosma-kms/locations/us/keyRings/cosma/cryptoKeys/bigquery"
+
+
+@contextmanager
+def keyed(server: BigQueryServer, kms_key_name: str) -> Iterator[BigQueryWarehouse]:
+    wh = BigQueryWarehouse(
+        "cosma-test", endpoint=server.url, retry_deadline_s=0.3, kms_key_name=kms_key_name
+    )
+    try:
+        yield wh
+    finally:
+        wh.close()
+
+
+def test_with_a_key_each_dataset_is_created_with_it_as_default_encryption(
+    server: BigQueryServer,
+) -> None:
+    with keyed(server, EU_KEY) as warehouse:
+        dataset_id = provisioned(warehouse, "EU")
+        (created,) = server.calls("POST", r"/projects/cosma-test/datasets$")
+        assert created["json"]["defaultEncryptionConfiguration"] == {"kmsKeyName": EU_KEY}
+        # Provisioning again with the same key is success and changes nothing.
+        patches = len(server.calls("PATCH", dataset_id))
+        provisioned_again(warehouse, dataset_id)
+        assert len(server.calls("PATCH", dataset_id)) == patches
+    assert server.datasets[dataset_id]["defaultEncryptionConfiguration"] == {"kmsKeyName": EU_KEY}
+
+
+def test_without_a_key_datasets_use_google_managed_encryption(
+    server: BigQueryServer, warehouse: BigQueryWarehouse
+) -> None:
+    assert warehouse.kms_key_name == ""
+    provisioned(warehouse)
+    (created,) = server.calls("POST", r"/projects/cosma-test/datasets$")
+    assert "defaultEncryptionConfiguration" not in created["json"]
+    assert b"kmsKeyName" not in created["body"]
+
+
+@pytest.mark.parametrize("then", [OTHER_EU_KEY, ""], ids=["another-key", "no-key"])
+def test_a_dataset_with_another_key_is_a_conflict_like_another_location(
+    server: BigQueryServer, then: str
+) -> None:
+    with keyed(server, EU_KEY) as warehouse:
+        dataset_id = provisioned(warehouse, "EU")
+    patches = len(server.calls("PATCH", dataset_id))
+    with keyed(server, then) as warehouse, pytest.raises(errors.Conflict):
+        provisioned_again(warehouse, dataset_id)
+    # Nothing was re-keyed or otherwise changed.
+    assert len(server.calls("PATCH", dataset_id)) == patches
+    assert server.datasets[dataset_id]["defaultEncryptionConfiguration"] == {"kmsKeyName": EU_KEY}
+
+
+def test_a_dataset_made_without_a_key_is_a_conflict_once_a_key_is_set(
+    server: BigQueryServer, warehouse: BigQueryWarehouse
+) -> None:
+    dataset_id = provisioned(warehouse)
+    with keyed(server, EU_KEY) as keyed_warehouse, pytest.raises(errors.Conflict):
+        provisioned_again(keyed_warehouse, dataset_id)
+    assert "defaultEncryptionConfiguration" not in server.datasets[dataset_id]
+
+
+def test_a_key_in_another_location_is_refused_before_any_call(server: BigQueryServer) -> None:
+    with keyed(server, US_KEY) as warehouse, pytest.raises(errors.Unavailable):
+        provisioned(warehouse, "EU")
+    assert server.requests == []
+    assert server.datasets == {}
+
+
+def provisioned_again(warehouse: BigQueryWarehouse, dataset_id: str) -> None:
+    warehouse.ensure_dataset(
+        DatasetSpec(
+            dataset_id,
+            "EU",
+            {"org": "org_abc", "client": "c", "platform": "google_ads", "env": "test"},
+            (QUERY_SA,),
+            (SYNC_SA,),
+        )
+    )
+
+
+def test_the_runtime_passes_bq_kms_key_from_the_environment(server: BigQueryServer) -> None:
+    settings = Settings.from_env(
+        {
+            "GCP_PROJECT": "cosma-test",
+            "BIGQUERY_ENDPOINT": server.url,
+            "BQ_RETRY_DEADLINE_S": "0.3",
+            "BQ_KMS_KEY": EU_KEY,
+        }
+    )
+    runtime = Runtime(settings)
+    try:
+        warehouse = runtime.warehouse
+        assert isinstance(warehouse, BigQueryWarehouse)
+        provisioned(warehouse, "EU")
+    finally:
+        runtime.close()
+    (created,) = server.calls("POST", r"/projects/cosma-test/datasets$")
+    assert created["json"]["defaultEncryptionConfiguration"] == {"kmsKeyName": EU_KEY}
