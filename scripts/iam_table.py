@@ -35,6 +35,8 @@ END = "<!-- END iam-table -->"
 _OPTIONS = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False)
 _MODULE_REF = re.compile(r"^\$\{module\.([a-z_]+)\.service_account_(?:email|member)\}$")
 _SECRET_REF = re.compile(r'module\.secrets\.ids\["([^"]+)"\]')
+# BigQuery's per-project service agent: not ours, Google's, named by project number.
+BIGQUERY_AGENT = "bq-<project number>@bigquery-encryption.iam.gserviceaccount.com"
 
 
 @dataclass(frozen=True, order=True)
@@ -181,6 +183,17 @@ def grants(env: Environment) -> list[Grant]:
         role = _role(resources, "google_project_iam_member", "job_user")
         for member in call["job_users"].values():
             out.append(Grant(env.member(member), f"`{role}`", "project", "modules/warehouse"))
+        # CMEK: made only when the stack is given a key (its count), for
+        # BigQuery's own service agent, which encrypts on every account's behalf.
+        role = _role(resources, "google_kms_crypto_key_iam_member", "bigquery_agent")
+        out.append(
+            Grant(
+                BIGQUERY_AGENT,
+                f"`{role}`",
+                "the Cloud KMS key `bigquery_kms_key_name`, when it is set",
+                "modules/warehouse",
+            )
+        )
 
     # Dataset access entries, written at run time by the datasets function.
     for call in env.of_source("function").values():

@@ -44,6 +44,11 @@ def test_table_lists_every_grant_of_every_account() -> None:
             "cosma-scheduler",
             "cosma-build",
             "allUsers",
+            iam_table.BIGQUERY_AGENT,
+        }
+        assert by_identity[iam_table.BIGQUERY_AGENT] == {
+            "`roles/cloudkms.cryptoKeyEncrypterDecrypter` on "
+            "the Cloud KMS key `bigquery_kms_key_name`, when it is set"
         }
         assert by_identity["cosma-scheduler"] == {
             "`roles/run.invoker`, from internal callers only on function `sync`"
