@@ -239,6 +239,7 @@ def test_readme_documents_the_environment_contract() -> None:
         "GCP_PROJECT",
         "BQ_QUERY_SA",
         "BQ_SYNC_SA",
+        "BQ_KMS_KEY",
         "SYNC_AUDIENCE",
         "SCHEDULER_SA_EMAIL",
         "GOOGLE_ADS_DEVELOPER_TOKEN",
