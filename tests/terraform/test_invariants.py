@@ -368,3 +368,22 @@ def test_platform_clients_ids_plain_secrets_mounted(name: str) -> None:
             == f'${{var.platform_client_ids["{platform}"]}}'
         )
         assert f"{platform}_CLIENT_SECRET" in call["secret_environment"]
+
+
+def test_edge_paths_match_the_functions_routes() -> None:
+    # The load balancer's URL map and the functions' routes must agree, or a
+    # route works locally and 404s in the cloud: every route of a user-facing
+    # function is matched by one of that function's edge paths, and by no
+    # other function's.
+    from cosma.server import function_router
+
+    routes = module_calls()["edge"]["routes"]
+
+    def matches(pattern: str, path: str) -> bool:
+        return path == pattern or (pattern.endswith("/*") and path.startswith(pattern[:-1]))
+
+    for name in USER_FACING:
+        for route in function_router(name).routes:
+            sample = route.pattern.replace("{", "x").replace("}", "")
+            owners = [f for f, paths in routes.items() if any(matches(p, sample) for p in paths)]
+            assert owners == [name], f"{route.method} {route.pattern}: routed to {owners}"

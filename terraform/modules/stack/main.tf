@@ -293,7 +293,7 @@ module "edge" {
   routes = {
     auth     = ["/auth/*", "/.well-known/*"]
     oauth    = ["/oauth/*", "/connections", "/connections/*"]
-    datasets = ["/datasets", "/datasets/*", "/clients/*"]
+    datasets = ["/datasets", "/datasets/*", "/clients/*", "/audit"]
     query    = ["/query"]
   }
   default_route = "auth"
