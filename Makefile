@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench package terraform-check clean
+.PHONY: run test lint bench package terraform-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

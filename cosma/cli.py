@@ -48,6 +48,10 @@ def local_settings(app_url: str, worker_url: str, home: Path, **overrides: objec
     return base.with_changes(**values)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
@@ -77,7 +81,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         # The local identity provider: its JWKS is what CLERK_JWKS_URL names locally.
         app = LocalServer(runtime, extra=[LocalIssuer.load_or_create(home).router()])
-        server = make_server(args.host, args.port, app, threaded=True)
+        try:
+            server = make_server(args.host, args.port, app, threaded=True)
+        except OSError as exc:
+            print(
+                f"cosma: cannot listen on {args.host}:{args.port} ({exc.strerror});"
+                " is another server running? Set PORT to use another port.",
+                file=sys.stderr,
+            )
+            return 1
         base = f"http://{args.host}:{args.port}"
         print(
             f"\ncosma: serving every function on {base}\n"
@@ -89,6 +101,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "Ctrl-C stops the server and the embedded Postgres.\n",
             flush=True,
         )
+        # `kill` (SIGTERM) stops as cleanly as Ctrl-C: the server, then Postgres.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
