@@ -113,11 +113,8 @@ class Runtime:
 
     def authenticate(self, authorization: str, client_ip: str = "") -> Principal:
         """Verify the bearer token and resolve the principal from our tables."""
-        authenticator = getattr(self, "authenticator", None)
         try:
-            if authenticator is None:
-                raise errors.Unauthorized()
-            principal: Principal = authenticator.authenticate(authorization, client_ip=client_ip)
+            principal = self.authenticator.authenticate(authorization, client_ip=client_ip)
         except (errors.Unauthorized, errors.Forbidden):
             # A refused token counts against the client IP (no header was
             # already counted in before_request); over the limit it becomes a 429.
