@@ -20,7 +20,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -307,23 +307,25 @@ class Router:
             ctx = Context(request, runtime, request_id, route)
             runtime.before_request(ctx)
             response = route.handler(ctx, **params)
-            runtime.after_request(ctx, response.status_code)
-            return response
         except errors.CosmaError as exc:
-            if ctx is not None:
-                runtime.after_request(ctx, exc.status)
             if exc.status >= 500:
                 log.warning("request failed: %s", exc.slug)
-            return problem_response(exc, request_id, request.path)
+            response = problem_response(exc, request_id, request.path)
         except Exception:
             log.exception("unhandled error")
             observability.capture_exception(request_id=request_id, function=self.function)
-            if ctx is not None:
-                try:
-                    runtime.after_request(ctx, 500)
-                except Exception:
-                    log.exception("could not record the failed request")
-            return problem_response(errors.CosmaError(), request_id, request.path)
+            response = problem_response(errors.CosmaError(), request_id, request.path)
+        if ctx is None:
+            return response
+        try:
+            runtime.after_request(ctx, response.status_code)
+        except Exception:
+            # No audit record, no answer: data leaves only with its record written.
+            log.exception("could not write the request's audit record")
+            if response.status_code < 400:
+                unavailable = errors.Unavailable("The request could not be recorded.")
+                return problem_response(unavailable, request_id, request.path)
+        return response
 
 
 def _check_body_size(request: Request, limit: int) -> None:
@@ -350,11 +352,3 @@ def finish(response: Response, request_id: str, allowed_origin: str) -> Response
         headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
     headers.add("Vary", "Origin")
     return response
-
-
-def serve_all(routers: Iterable[Router]) -> Router:
-    """One router over several functions' routes (the local server)."""
-    combined = Router("local")
-    for router in routers:
-        combined.add(router)
-    return combined

@@ -176,3 +176,20 @@ def test_one_round_trip_record_quotes_hostile_values(runtime: Runtime, org: Org,
         assert conn.execute(
             "select count(*) from clients where org_id = %s", (org.id,)
         ).fetchone() == (2,)
+
+
+def test_no_audit_record_no_answer(client, tokens, seeder: Seeder, pg) -> None:
+    # If the record cannot be written, the data does not leave: a 503, not the body.
+    org = seeder.org()
+    headers = tokens.header(org, org.user("admin"))
+    assert client.get("/auth/session", headers=headers).status_code == 200
+    with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+        conn.execute("revoke insert on audit_log from cosma_app")
+    try:
+        response = client.get("/auth/session", headers=headers)
+    finally:
+        with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+            conn.execute("grant insert on audit_log to cosma_app")
+    assert response.status_code == 503
+    assert response.content_type == "application/problem+json"
+    assert org.id not in response.get_data(as_text=True)
