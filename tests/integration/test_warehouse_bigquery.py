@@ -104,6 +104,10 @@ def test_provisioning_again_sends_no_changes(
     assert roles == {"OWNER", "WRITER"}
 
 
+# Not hexadecimal, so it cannot turn up by chance in a dataset id (a uuid's hex).
+ACCOUNT = "acct-qz7"
+
+
 def test_queries_carry_parameters_cap_labels_and_location(
     server: BigQueryServer, warehouse: BigQueryWarehouse
 ) -> None:
@@ -111,7 +115,7 @@ def test_queries_carry_parameters_cap_labels_and_location(
     warehouse.query(
         f"select count(*) as n from {warehouse.table_ref(dataset_id)}"
         " where account_id = @account and date >= @since",
-        [QueryParam("account", "a1"), QueryParam("since", JAN)],
+        [QueryParam("account", ACCOUNT), QueryParam("since", JAN)],
         location="EU",
         labels={"cosma_org": "org_abc", "cosma_route": "query"},
         max_bytes_billed=123_456,
@@ -122,7 +126,11 @@ def test_queries_carry_parameters_cap_labels_and_location(
     query = job["configuration"]["query"]
     assert query["parameterMode"] == "NAMED"
     assert query["queryParameters"] == [
-        {"name": "account", "parameterType": {"type": "STRING"}, "parameterValue": {"value": "a1"}},
+        {
+            "name": "account",
+            "parameterType": {"type": "STRING"},
+            "parameterValue": {"value": ACCOUNT},
+        },
         {
             "name": "since",
             "parameterType": {"type": "DATE"},
@@ -133,7 +141,7 @@ def test_queries_carry_parameters_cap_labels_and_location(
     assert query["useLegacySql"] is False
     assert job["configuration"]["labels"] == {"cosma_org": "org_abc", "cosma_route": "query"}
     assert job["jobReference"]["location"] == "EU"
-    assert "a1" not in query["query"]
+    assert ACCOUNT not in query["query"]
 
 
 def test_a_slice_is_one_load_then_one_transaction(
