@@ -348,26 +348,6 @@ def callback(ctx: Context, principal: Principal, code: str, state: str, error: s
         return store(runtime, tx, principal, consumed, platform, tokens, flagged)
 
 
-def session_principal(ctx: Context) -> Principal:
-    """The caller on the callback route: the Authorization header, or Clerk's
-    same-site `__session` cookie when the provider redirected the browser here.
-
-    Accepting the cookie is safe on this route only: the state is bound to the
-    user who started the flow, so a forged callback cannot attach another
-    person's grant, and the route changes nothing without a valid state.
-    """
-    if ctx.request.headers.get("Authorization", "").strip():
-        return ctx.principal()
-    cookie = ctx.request.cookies.get("__session", "").strip()
-    if not cookie:
-        raise errors.Unauthorized()
-    from shared.http import client_ip
-
-    principal = ctx.runtime.authenticate(f"Bearer {cookie}", client_ip=client_ip(ctx.request))
-    ctx._principal = principal  # so audit and ctx.tenant() see the same caller
-    return principal
-
-
 # ---------------------------------------------------------------- disconnect
 
 
@@ -462,7 +442,7 @@ def callback_response(ctx: Context, code: str, state: str, error: str) -> Respon
 
     wants_json = "application/json" in ctx.request.headers.get("Accept", "")
     try:
-        principal = session_principal(ctx)
+        principal = ctx.principal()
         connected = callback(ctx, principal, code, state, error)
     except errors.CosmaError as exc:
         if wants_json:

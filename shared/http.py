@@ -70,6 +70,10 @@ class Route:
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     summary: str = ""
+    # Also accept Clerk's same-site `__session` cookie when no Authorization header
+    # is sent: only for a browser navigation that carries its own proof (the
+    # OAuth callback's single-use state bound to the user who started the flow).
+    session_cookie: bool = False
     regex: re.Pattern[str] = field(init=False)
     names: tuple[str, ...] = field(init=False)
 
@@ -102,6 +106,9 @@ class Context:
         """The verified caller; raises Unauthorized (401) or Forbidden (403)."""
         if self._principal is None:
             header = self.request.headers.get("Authorization", "")
+            if not header.strip() and self.route.session_cookie:
+                cookie = self.request.cookies.get("__session", "").strip()
+                header = f"Bearer {cookie}" if cookie else ""
             self._principal = self.runtime.authenticate(header, client_ip=client_ip(self.request))
         return self._principal
 
@@ -222,10 +229,13 @@ class Router:
         body: type[BaseModel] | None = None,
         query: type[BaseModel] | None = None,
         summary: str = "",
+        session_cookie: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             doc = summary or (handler.__doc__ or "").strip().split("\n")[0]
-            self.routes.append(Route(method.upper(), pattern, handler, action, body, query, doc))
+            self.routes.append(
+                Route(method.upper(), pattern, handler, action, body, query, doc, session_cookie)
+            )
             return handler
 
         return register

@@ -72,7 +72,13 @@ def start(ctx: Context, platform: str) -> Response:
     return json_response(started.public())
 
 
-@router.route("GET", "/oauth/callback", action="oauth.callback", query=CallbackQuery)
+# The provider redirects the browser here, so Clerk's same-site `__session`
+# cookie stands in for the Authorization header: the single-use state, bound to
+# the user who started the flow, is what keeps a forged callback from attaching
+# anyone else's grant.
+@router.route(
+    "GET", "/oauth/callback", action="oauth.callback", query=CallbackQuery, session_cookie=True
+)
 def callback(ctx: Context) -> Response:
     """The provider's redirect: finish the connection and send the browser to the app."""
     query: CallbackQuery = ctx.query()

@@ -169,3 +169,25 @@ def test_every_route_writes_exactly_one_audit_record(
     response = _call(client, case, org, conn_id, tokens.header(org, org.user(role)))
     assert response.status_code < 500, response.get_data(True)
     assert _audit_count(seeder.admin_url, org) == before + 1
+
+
+def test_the_session_cookie_counts_only_where_a_route_allows_it(
+    client: Client, tokens: TokenIssuer, seeder: Seeder
+) -> None:
+    # Only the OAuth callback accepts Clerk's `__session` cookie; everywhere else a
+    # cookie alone is no credential (a cross-site request would carry it).
+    org = seeder.org()
+    token = tokens.token(org, org.user("admin"))
+    allowed = {
+        (r.method, r.pattern)
+        for name in PREFIXES
+        for r in function_router(name).routes
+        if r.session_cookie
+    }
+    assert allowed == {("GET", "/oauth/callback")}
+    client.set_cookie("__session", token)
+    try:
+        assert client.get("/auth/session").status_code == 401
+        assert client.get(f"/connections?client_id={org.clients[0]}").status_code == 401
+    finally:
+        client.delete_cookie("__session")
