@@ -294,6 +294,22 @@ def _connect_writable(path: Path) -> duckdb.DuckDBPyConnection:
 
 
 @contextmanager
+def _write_transaction(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection to `path` inside one transaction: committed when the
+    block ends, rolled back on any error, closed either way."""
+    conn = _connect_writable(path)
+    try:
+        conn.execute("begin transaction")
+        yield conn
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    finally:
+        conn.close()
+
+
+@contextmanager
 def _translated() -> Iterator[None]:
     """DuckDB errors become ours here, once."""
     try:
@@ -355,28 +371,23 @@ class DuckDBWarehouse(Warehouse):
         if spec.location not in LOCATIONS:
             raise errors.ValidationFailed("Unknown location.")
         self.directory.mkdir(parents=True, exist_ok=True)
-        with self._locked([spec.dataset_id]) as (path,), _translated():
-            conn = _connect_writable(path)
-            try:
-                conn.execute("begin transaction")
-                conn.execute(_META_DDL)
-                row = conn.execute(_META_LOCATION).fetchone()
-                if row is not None and row[0] != spec.location:
-                    raise errors.Conflict("The dataset exists in another location.")
-                conn.execute(_DDL)
-                config = {
-                    "location": spec.location,
-                    "labels": json.dumps(dict(sorted(spec.labels.items()))),
-                    "readers": json.dumps(sorted(spec.readers)),
-                    "writers": json.dumps(sorted(spec.writers)),
-                }
-                conn.executemany(_META_UPSERT, list(config.items()))
-                conn.execute("commit")
-            except BaseException:
-                conn.execute("rollback")
-                raise
-            finally:
-                conn.close()
+        with (
+            self._locked([spec.dataset_id]) as (path,),
+            _translated(),
+            _write_transaction(path) as conn,
+        ):
+            conn.execute(_META_DDL)
+            row = conn.execute(_META_LOCATION).fetchone()
+            if row is not None and row[0] != spec.location:
+                raise errors.Conflict("The dataset exists in another location.")
+            conn.execute(_DDL)
+            config = {
+                "location": spec.location,
+                "labels": json.dumps(dict(sorted(spec.labels.items()))),
+                "readers": json.dumps(sorted(spec.readers)),
+                "writers": json.dumps(sorted(spec.writers)),
+            }
+            conn.executemany(_META_UPSERT, list(config.items()))
 
     def dataset_config(self, dataset_id: str) -> dict[str, Any]:
         """Location, labels and access entries as recorded (for tests and operators)."""
@@ -402,18 +413,13 @@ class DuckDBWarehouse(Warehouse):
         self, dataset_id: str, table: pa.Table, account_id: str, date_from: date, date_to: date
     ) -> int:
         rows = conform(table, account_id, date_from, date_to)
-        with self._locked([dataset_id]) as (path,), _translated():
-            conn = _connect_writable(self._existing(path))
-            try:
-                conn.execute("begin transaction")
-                conn.execute(_DELETE_SLICE, [account_id, date_from, date_to])
-                self._insert(conn, rows)
-                conn.execute("commit")
-            except BaseException:
-                conn.execute("rollback")
-                raise
-            finally:
-                conn.close()
+        with (
+            self._locked([dataset_id]) as (path,),
+            _translated(),
+            _write_transaction(self._existing(path)) as conn,
+        ):
+            conn.execute(_DELETE_SLICE, [account_id, date_from, date_to])
+            self._insert(conn, rows)
         return int(rows.num_rows)
 
     def _insert(self, conn: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
