@@ -110,8 +110,6 @@ def run(
     session: requests.Session | None = None,
 ) -> SyncReport:
     """Lease and sync due connections until none is due or the budget nears its end."""
-    import requests
-
     settings = runtime.settings
     budget = settings.sync_budget_s if budget_s is None else budget_s
     report = SyncReport(owner or new_owner(), budget)
@@ -119,7 +117,9 @@ def run(
     deadline = started + budget
     # Leave room for one connection's work before the deadline: no new lease after.
     reserve = min(60.0, budget / 4)
-    http = session or requests.Session()
+    # One HTTP session for the invocation, opened with the first lease: an idle
+    # trigger (most of them) never loads `requests`.
+    http = session
     try:
         while True:
             if deadline - clock() < reserve:
@@ -139,6 +139,10 @@ def run(
                         leases.give_back(runtime.worker_db, unstarted)
                     report.stopped = "budget"
                     break
+                if http is None:
+                    import requests
+
+                    http = requests.Session()
                 result = sync_connection(
                     runtime, lease, deadline=deadline, clock=clock, rng=rng, session=http
                 )
@@ -148,7 +152,7 @@ def run(
             if report.stopped == "budget":
                 break
     finally:
-        if session is None:
+        if session is None and http is not None:
             http.close()
     report.elapsed_s = clock() - started
     log.info(

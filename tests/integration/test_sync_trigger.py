@@ -7,6 +7,7 @@ problem, takes no lease and writes no sync_runs row.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 
@@ -16,8 +17,10 @@ from werkzeug.test import Client
 
 from cosma import localdb
 from cosma.server import LocalServer
+from shared import errors
 from shared.runtime import Runtime
 from shared.settings import Settings
+from shared.sync import trigger
 from tests.support.google_certs import SCHEDULER_EMAIL, GoogleCerts
 from tests.support.seed import Seeder
 from tests.support.servers import serve
@@ -214,3 +217,56 @@ def test_trigger_import_loads_no_google_auth() -> None:
     code = "import sys, shared.sync.trigger; print('google.oauth2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# Google publishes its keys as X.509 certificates (v1) and as a JWK set (v3);
+# google-auth reads the second with pyjwt, so both paths are held to the same checks.
+CERT_FORMATS = {"x509-v1": "/oauth2/v1/certs", "jwk-v3": "/oauth2/v3/certs"}
+
+
+def _trigger_settings(settings: Settings, certs_url: str) -> Settings:
+    return settings.with_changes(
+        sync_audience=AUDIENCE, scheduler_sa_email=SCHEDULER_EMAIL, google_certs_url=certs_url
+    )
+
+
+@pytest.mark.parametrize("path", list(CERT_FORMATS.values()), ids=list(CERT_FORMATS))
+def test_verify_accepts_the_scheduler_in_either_certificate_format(
+    path: str, settings: Settings, certs: tuple[GoogleCerts, str]
+) -> None:
+    google, url = certs
+    verified = trigger.verify(
+        f"Bearer {google.token(AUDIENCE)}", _trigger_settings(settings, url + path)
+    )
+    assert verified == SCHEDULER_EMAIL
+
+
+@pytest.mark.parametrize("path", list(CERT_FORMATS.values()), ids=list(CERT_FORMATS))
+@pytest.mark.parametrize(
+    "case", ["forged signature", "unknown kid", "hs256 confusion", "expired", "garbage"]
+)
+def test_verify_refuses_in_either_certificate_format(
+    case: str, path: str, settings: Settings, certs: tuple[GoogleCerts, str]
+) -> None:
+    google, url = certs
+    with pytest.raises(errors.Unauthorized):
+        trigger.verify(f"Bearer {REFUSED[case](google)}", _trigger_settings(settings, url + path))
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "certs_url",
+    [f"http://127.0.0.1:{_closed_port()}/oauth2/v1/certs", "file:///etc/hostname"],
+    ids=["connection refused", "not http"],
+)
+def test_certificates_out_of_reach_are_unavailable(
+    certs_url: str, settings: Settings, certs: tuple[GoogleCerts, str]
+) -> None:
+    google, _ = certs
+    with pytest.raises(errors.Unavailable):
+        trigger.verify(f"Bearer {google.token(AUDIENCE)}", _trigger_settings(settings, certs_url))

@@ -2,7 +2,8 @@
 
 `GoogleCerts` holds an RSA key and a self-signed X.509 certificate; `app` serves
 `{kid: PEM certificate}` exactly as https://www.googleapis.com/oauth2/v1/certs
-does, and `token(...)` signs an RS256 ID token with that `kid`, shaped like the
+does, and the same key as a JWK set (`{"keys": [...]}`) at `/oauth2/v3/certs`;
+`token(...)` signs an RS256 ID token with that `kid`, shaped like the
 ones Cloud Scheduler attaches (`iss`, `aud`, `email`, `email_verified`, `sub`,
 `azp`, `iat`, `exp`). Every claim can be overridden or removed (None) for
 attack tests; `forger` is a second key that the endpoint does not publish.
@@ -53,11 +54,15 @@ class GoogleCerts:
     def app(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         self.fetches += 1
-        if self.fail or request.path != "/oauth2/v1/certs":
+        if self.fail or request.path not in ("/oauth2/v1/certs", "/oauth2/v3/certs"):
             response = Response("unavailable", status=503)
-        else:
+        elif request.path == "/oauth2/v1/certs":
             body = json.dumps({self.kid: self.cert_pem.decode()})
             response = Response(body, mimetype="application/json")
+        else:
+            jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
+            jwk.update({"kid": self.kid, "alg": "RS256", "use": "sig"})
+            response = Response(json.dumps({"keys": [jwk]}), mimetype="application/json")
         return response(environ, start_response)
 
     def token(
