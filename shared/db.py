@@ -8,6 +8,7 @@ so they vanish at commit. The pool is created on first use, not at import.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -65,6 +66,15 @@ class Database:
                         timeout=10,
                     )
         return self._pool
+
+    def connect_ahead(self) -> None:
+        """Start the first connection on the pool's own thread and return at once.
+
+        For a cold start that knows it will need the database shortly: the connection
+        (backend start, authentication) proceeds while this thread does other work.
+        """
+        with contextlib.suppress(errors.Unavailable):  # not configured: the route says so
+            self._get_pool()
 
     def _check(self, conn: psycopg.Connection) -> None:
         committed = self._committed_at.get(conn)

@@ -91,6 +91,9 @@ class Runtime:
     def authenticator(self) -> Authenticator:
         from shared.authn import Authenticator
 
+        # Every authentication ends in a membership lookup: on a cold start the first
+        # connection is made on the pool's thread while the token verifier loads.
+        self.db.connect_ahead()
         return Authenticator.from_settings(self.settings, self.db, clock=self.clock)
 
     @cached_property
