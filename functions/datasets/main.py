@@ -31,24 +31,24 @@ Platform = Literal["google_ads", "meta", "linkedin", "tiktok", "microsoft", "san
 
 
 class ProvisionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     client_id: uuid.UUID
     platform: Platform
 
 
 class ListQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     client_id: uuid.UUID
 
 
 class DropPath(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     client_id: uuid.UUID
     platform: Platform
 
 
 class AuditQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     after_seq: int = Field(default=0, ge=0)
     since: datetime | None = None
     until: datetime | None = None

@@ -26,7 +26,7 @@ AccountId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 class StartRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     client_id: uuid.UUID
     # The ad accounts this client's connection may read; loading every account a
     # login reaches must be asked for explicitly (agency logins reach many clients).
@@ -47,7 +47,7 @@ class CallbackQuery(BaseModel):
     # Providers append parameters of their own (Google: scope, authuser, prompt;
     # Microsoft: session_state); they are ignored, not refused.
     # RFC 6749 limits codes, states and errors to printable ASCII (VSCHAR).
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     code: str = Field(default="", max_length=4096, pattern=_VSCHAR)
     auth_code: str = Field(default="", max_length=4096, pattern=_VSCHAR)  # TikTok's name
     state: str = Field(default="", max_length=256, pattern=_VSCHAR)
@@ -56,7 +56,7 @@ class CallbackQuery(BaseModel):
 
 
 class ListQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     client_id: uuid.UUID
 
 

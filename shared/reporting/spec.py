@@ -94,7 +94,7 @@ FilterValue = Annotated[str, Field(min_length=1, max_length=_MAX_VALUE_CHARS)]
 class Filter(BaseModel):
     """`field op value`: eq and contains take one string, in takes a list."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     field: FilterField
     op: Operator
@@ -126,7 +126,7 @@ def _add_years(day: dt.date, years: int) -> dt.date:
 class QuerySpec(BaseModel):
     """A validated reporting query over one client's datasets."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     client_id: uuid.UUID
     platforms: Annotated[list[Platform], Field(min_length=1, max_length=6)]
