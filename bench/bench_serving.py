@@ -44,6 +44,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO_SOURCE = "bench/hello/main.py"
+FLOOR_SOURCE = "bench/floor/main.py"
 AZP = "https://app.bench.test"
 SYNC_AUDIENCE = "https://sync.bench.test/sync"
 FUNCTIONS = ("auth", "oauth", "datasets", "query", "sync")
@@ -99,6 +100,7 @@ class Stage:
     env: dict[str, str]
     subjects: dict[str, Subject]
     hello: Subject
+    floor: Subject
     workdir: Path
 
 
@@ -126,6 +128,7 @@ def _stage() -> Iterator[Stage]:
         db = localdb.prepare(admin_url=None, datadir=workdir / "pg", dbname="bench_serving")
         try:
             org = Seeder(db.admin_url).org()
+            _floor_table(db.admin_url)
             client = org.clients[0]
             editor = org.user("editor")
             settings = Settings(
@@ -175,9 +178,24 @@ def _stage() -> Iterator[Stage]:
                 }
                 # The baseline gets the same headers as the auth subject: same bytes parsed.
                 hello = Subject("hello", "hello", HELLO_SOURCE, "GET", "/", headers=user)
-                yield Stage(env, subjects, hello, workdir)
+                floor = Subject("floor", "floor", FLOOR_SOURCE, "GET", "/", headers=user)
+                yield Stage(env, subjects, hello, floor, workdir)
         finally:
             db.stop()
+
+
+def _floor_table(admin_url: str) -> None:
+    """The floor function's table: the app role may insert, as into audit_log."""
+    import psycopg
+
+    from shared import migrate
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            "create table public.bench_floor (id bigint generated always as identity"
+            " primary key, path text not null, at timestamptz not null default now())"
+        )
+        conn.execute(f"grant insert on public.bench_floor to {migrate.APP}")
 
 
 def _child_env(settings: Any, tokens: Any, certs_url: str, scheduler_email: str) -> dict[str, str]:
@@ -242,7 +260,7 @@ def cold_start(stage: Stage, subject: Subject) -> tuple[float, list[str]]:
 
 
 def _cold_starts(stage: Stage) -> list[str]:
-    order = [stage.hello, *stage.subjects.values()]
+    order = [stage.hello, stage.floor, *stage.subjects.values()]
     for subject in order:  # warm the page cache and the bytecode caches, unmeasured
         cold_start(stage, subject)
     samples: dict[str, list[float]] = {s.name: [] for s in order}
@@ -253,7 +271,7 @@ def _cold_starts(stage: Stage) -> list[str]:
             samples[subject.name].append(cold_start(stage, subject)[0])
     base = statistics.median(samples["hello"])
     lines = []
-    for name in stage.subjects:
+    for name in ["floor", *stage.subjects]:
         value = statistics.median(samples[name])
         lines.append(
             f"cold_start_{name}: {value * 1000:.0f} ms "
@@ -353,6 +371,7 @@ def _throughputs(stage: Stage) -> list[str]:
     baseline alike instead of whichever ran during a burst."""
     subjects = [
         ("hello", stage.hello),
+        ("floor", stage.floor),
         ("auth_session", stage.subjects["auth"]),
         ("query", stage.subjects["query"]),
     ]
