@@ -12,6 +12,9 @@
   in interleaved rounds (medians). Baseline: hello under the same gunicorn settings. Goal: at
   least 0.5x for `GET /auth/session`; `POST /query` on a small table is
   reported against the same baseline.
+- floor (`bench/floor/main.py`): functions-framework, psycopg_pool and one durable
+  insert per request, none of Cosma's code; reported in both benchmarks against
+  the same baseline, as the least any function that reaches Postgres can cost.
 
 Everything is local and real: an embedded Postgres (migrated, seeded), Clerk
 tokens from a key generated here (`CLERK_JWT_KEY`, networkless), the DuckDB
