@@ -114,6 +114,7 @@ def audit_export(ctx: Context) -> Response:
     page: AuditQuery = ctx.query()
     with ctx.tenant() as tx:
         body = audit.export_page(tx, principal, **page.model_dump())
+        tx.audit(resource="/audit", detail=f"records={len(body['records'])}")
     return json_response(body)
 
 
