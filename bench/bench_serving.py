@@ -206,6 +206,10 @@ def _child_env(settings: Any, tokens: Any, certs_url: str, scheduler_email: str)
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("COSMA_", "CLERK_", "SENTRY_", "GCP_", "BIGQUERY_", "SYNC_"))
+        # The warm-up round must leave our bytecode cached, as pip left the libraries'
+        # (hello's whole import): a machine that sets this would otherwise compile
+        # our sources again in every sample and charge it to us alone.
+        and k != "PYTHONDONTWRITEBYTECODE"
     }
     env.update(
         {
