@@ -56,10 +56,6 @@ SECONDS = float(os.environ.get("COSMA_BENCH_SECONDS", "8"))
 THREADS = int(os.environ.get("COSMA_BENCH_THREADS", "4"))
 WARMUP_S = 1.5
 ROUNDS = 4  # throughput: each subject's SECONDS split into this many interleaved rounds
-# Modules that cost hundreds of milliseconds and that no request of this bench needs
-# (duckdb and pyarrow are the local warehouse: `query` needs duckdb, none needs pyarrow).
-HEAVY = ("google.cloud.bigquery", "google.cloud.secretmanager", "sentry_sdk", "duckdb", "pyarrow")
-
 # The child: interpreter start -> functions-framework app -> one request -> marker line.
 # Nothing is imported before functions_framework that the baseline does not import too.
 CHILD = r"""
@@ -70,8 +66,7 @@ app = functions_framework.create_app(target=sys.argv[1], source=sys.argv[2])
 response = app.test_client().open(
     spec["path"], method=spec["method"], headers=spec["headers"], data=spec.get("body")
 )
-heavy = [m for m in json.loads(os.environ["BENCH_HEAVY"]) if m in sys.modules]
-sys.stdout.write("\n@@bench " + json.dumps([response.status_code, heavy]) + "\n")
+sys.stdout.write("\n@@bench " + json.dumps(response.status_code) + "\n")
 sys.stdout.flush()
 os._exit(0)
 """
@@ -228,7 +223,6 @@ def _child_env(settings: Any, tokens: Any, certs_url: str, scheduler_email: str)
             "SYNC_AUDIENCE": SYNC_AUDIENCE,
             "SCHEDULER_SA_EMAIL": scheduler_email,
             "GOOGLE_CERTS_URL": f"{certs_url}/oauth2/v1/certs",
-            "BENCH_HEAVY": json.dumps(HEAVY),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -238,8 +232,8 @@ def _child_env(settings: Any, tokens: Any, certs_url: str, scheduler_email: str)
 # ---------------------------------------------------------------- cold start
 
 
-def cold_start(stage: Stage, subject: Subject) -> tuple[float, list[str]]:
-    """Seconds from spawning a fresh interpreter to its first response; heavy modules."""
+def cold_start(stage: Stage, subject: Subject) -> float:
+    """Seconds from spawning a fresh interpreter to its first response."""
     env = {**stage.env, "BENCH_REQUEST": json.dumps(subject.request())}
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -260,10 +254,10 @@ def cold_start(stage: Stage, subject: Subject) -> tuple[float, list[str]]:
     _, stderr = proc.communicate(timeout=60)
     if marker is None:
         raise RuntimeError(f"cold start of {subject.name} failed: {stderr[-2000:]}")
-    status, heavy = json.loads(marker[len("@@bench ") :])
+    status = json.loads(marker[len("@@bench ") :])
     if not 200 <= status < 300:
         raise RuntimeError(f"cold start of {subject.name}: status {status}")
-    return elapsed, heavy
+    return elapsed
 
 
 def _cold_starts(stage: Stage) -> list[str]:
@@ -275,7 +269,7 @@ def _cold_starts(stage: Stage) -> list[str]:
         # Rotate the order so no subject always runs right after the same one.
         shift = round_ % len(order)
         for subject in order[shift:] + order[:shift]:
-            samples[subject.name].append(cold_start(stage, subject)[0])
+            samples[subject.name].append(cold_start(stage, subject))
     base = statistics.median(samples["hello"])
     lines = []
     for name in ["floor", *stage.subjects]:
