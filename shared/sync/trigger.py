@@ -16,6 +16,7 @@ fetch the certificates is `Unavailable` (503), so Cloud Scheduler retries.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from typing import TYPE_CHECKING, Any
@@ -102,8 +103,9 @@ def _is_token_error(exc: Exception) -> bool:
     return pyjwt is not None and isinstance(exc, pyjwt.PyJWTError)
 
 
+@functools.cache
 def _certs_request() -> Any:
-    """google-auth's transport interface over the standard library.
+    """google-auth's transport interface over the standard library (built once).
 
     The one call it makes is a GET of the certificates; `requests` (what
     `google.auth.transport.requests` loads) would add ~35 ms to every cold start
