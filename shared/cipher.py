@@ -34,6 +34,7 @@ from cryptography.fernet import Fernet, MultiFernet
 from cryptography.fernet import InvalidToken as _FernetInvalid
 
 from shared import errors
+from shared.errors import InvalidToken
 
 __all__ = ["DEFAULT_PURPOSE", "InvalidToken", "Sealed", "TokenCipher"]
 
@@ -41,16 +42,6 @@ DEFAULT_PURPOSE = "refresh_token"
 _ENVELOPE_V1 = b"\x01"
 _VERSION = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _MAX_FIELD = 0xFFFF
-
-
-class InvalidToken(errors.CosmaError):
-    """One opaque error for every failure to seal or open a token."""
-
-    status, slug, title = 500, "credential-unreadable", "Stored credential unreadable"
-
-    def __init__(self, detail: str | None = None, **extra: object) -> None:
-        # Fixed message, whatever the caller passes: it must not learn which check failed.
-        super().__init__("A stored credential could not be read.")
 
 
 @dataclass(frozen=True, slots=True)

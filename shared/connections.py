@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared import errors
+from shared.errors import AccessDenied, ProviderError
 from shared.platforms import oauth, registry
-from shared.platforms.base import AccessDenied, ProviderError
 from shared.policy import require_client
 
 if TYPE_CHECKING:
@@ -75,15 +75,6 @@ _LIST_NAMES = (
     "last_synced_at",
     "health",
 )
-
-
-class InvalidState(errors.BadRequest):
-    """One answer for every state that cannot be used: the caller learns nothing more."""
-
-    slug, title = "invalid-state", "Invalid or expired connect link"
-
-    def __init__(self, detail: str | None = None, **extra: Any) -> None:
-        super().__init__("This connect link is invalid or has expired; start again.")
 
 
 @dataclass(frozen=True)
@@ -196,7 +187,7 @@ class _State:
 def consume_state(runtime: Runtime, tx: Any, principal: Principal, state: str) -> _State:
     """Mark the state used, atomically, or raise InvalidState. Commit before the exchange."""
     if not state or len(state) > 256:
-        raise InvalidState()
+        raise errors.InvalidState()
     row = tx.execute(
         "update oauth_states set used_at = now()"
         " where state_hash = %s and used_at is null and expires_at > %s"
@@ -205,14 +196,14 @@ def consume_state(runtime: Runtime, tx: Any, principal: Principal, state: str) -
         (_state_hash(state), _timestamp(runtime.clock()), principal.user_id, principal.org_id),
     ).fetchone()
     if row is None:
-        raise InvalidState()
+        raise errors.InvalidState()
     return _State(row[0], row[1], row[2], row[3], row[4], list(row[5] or []))
 
 
 def exchange(runtime: Runtime, consumed: _State, code: str) -> tuple[registry.Platform, Any]:
     """The provider's tokens for `code`: no transaction is open while we wait."""
     if not code or len(code) > 4096:
-        raise InvalidState()
+        raise errors.InvalidState()
     settings = runtime.settings
     platform = registry.platform(consumed.platform, settings)
     tokens = oauth.exchange_code(
@@ -391,7 +382,7 @@ def _revoke_stored(
     ciphertext: bytes,
     external_user_id: str | None,
 ) -> str:
-    from shared.cipher import InvalidToken
+    from shared.errors import InvalidToken
 
     settings = runtime.settings
     try:

@@ -53,10 +53,6 @@ _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
-class InvalidTokenError(Exception):
-    """Internal: why a token was refused. Becomes `errors.Unauthorized` at the edge."""
-
-
 @dataclass(frozen=True)
 class SessionClaims:
     """What a verified Clerk session token says, normalised over v1 and v2."""
@@ -106,8 +102,8 @@ class ClerkVerifier:
     def verify(self, token: str) -> SessionClaims:
         try:
             return self._verify(token)
-        except InvalidTokenError as exc:
-            log.info("session token refused: %s", exc)
+        except errors.TokenRefused as exc:
+            log.info("session token refused: %s", exc.reason)
             raise errors.Unauthorized() from None
 
     # ------------------------------------------------------------ steps
@@ -116,10 +112,10 @@ class ClerkVerifier:
         if not self.issuer:
             raise errors.Unavailable("Authentication is not configured.")
         if len(token) > MAX_TOKEN_BYTES:
-            raise InvalidTokenError("token too large")
+            raise errors.TokenRefused("token too large")
         header = _header(token)
         if header.get("alg") != ALGORITHM:
-            raise InvalidTokenError("algorithm not allowed")
+            raise errors.TokenRefused("algorithm not allowed")
         key = self._key_for(header.get("kid"))
         try:
             payload: dict[str, Any] = jwt.decode(
@@ -137,30 +133,30 @@ class ClerkVerifier:
                 },
             )
         except jwt.PyJWTError as exc:
-            raise InvalidTokenError(f"signature or encoding: {type(exc).__name__}") from exc
+            raise errors.TokenRefused(f"signature or encoding: {type(exc).__name__}") from exc
         return self._check_claims(payload)
 
     def _check_claims(self, payload: dict[str, Any]) -> SessionClaims:
         now = self.clock()
         if payload.get("iss") != self.issuer:
-            raise InvalidTokenError("issuer mismatch")
+            raise errors.TokenRefused("issuer mismatch")
         exp, nbf, iat = (_number(payload, name) for name in ("exp", "nbf", "iat"))
         if exp <= now - self.leeway:
-            raise InvalidTokenError("expired")
+            raise errors.TokenRefused("expired")
         if nbf > now + self.leeway:
-            raise InvalidTokenError("not yet valid")
+            raise errors.TokenRefused("not yet valid")
         if iat > now + self.leeway:
-            raise InvalidTokenError("issued in the future")
+            raise errors.TokenRefused("issued in the future")
         azp = payload.get("azp")
         if not isinstance(azp, str) or azp not in self.authorized_parties:
-            raise InvalidTokenError("authorized party not allowed")
+            raise errors.TokenRefused("authorized party not allowed")
         sub, sid = payload.get("sub"), payload.get("sid")
         if not isinstance(sub, str) or not _ID.match(sub):
-            raise InvalidTokenError("subject missing")
+            raise errors.TokenRefused("subject missing")
         if not isinstance(sid, str) or not _SESSION_ID.match(sid):
-            raise InvalidTokenError("session id missing")
+            raise errors.TokenRefused("session id missing")
         if payload.get("sts") == "pending":
-            raise InvalidTokenError("session pending")
+            raise errors.TokenRefused("session pending")
         return _with_organization(payload, sub, sid, exp)
 
     # ------------------------------------------------------------ keys
@@ -171,7 +167,7 @@ class ClerkVerifier:
         if not self.jwks_url:
             raise errors.Unavailable("Authentication is not configured.")
         if not isinstance(kid, str) or not kid:
-            raise InvalidTokenError("no key id")
+            raise errors.TokenRefused("no key id")
         key = self._keys.get(kid)
         if key is not None:
             return key
@@ -184,12 +180,12 @@ class ClerkVerifier:
             if self._last_fetch is not None and now - self._last_fetch < wait:
                 if self._last_fetch_failed and not self._keys:
                     raise errors.Unavailable("The identity provider is unavailable.")
-                raise InvalidTokenError("unknown key id (refetch throttled)")
+                raise errors.TokenRefused("unknown key id (refetch throttled)")
             self._last_fetch = now
             self._refresh()
             key = self._keys.get(kid)
         if key is None:
-            raise InvalidTokenError("unknown key id")
+            raise errors.TokenRefused("unknown key id")
         return key
 
     def _refresh(self) -> None:
@@ -259,20 +255,20 @@ def _header(token: str) -> dict[str, Any]:
     half an RSA verify, and the signature check re-reads it anyway."""
     head, dot, _ = token.partition(".")
     if not dot or not head or len(head) > 1024:
-        raise InvalidTokenError("malformed token")
+        raise errors.TokenRefused("malformed token")
     try:
         header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidTokenError("malformed token") from exc
+        raise errors.TokenRefused("malformed token") from exc
     if not isinstance(header, dict):
-        raise InvalidTokenError("malformed token")
+        raise errors.TokenRefused("malformed token")
     return header
 
 
 def _number(payload: Mapping[str, Any], name: str) -> float:
     value = payload.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidTokenError(f"{name} missing")
+        raise errors.TokenRefused(f"{name} missing")
     return float(value)
 
 
@@ -292,7 +288,7 @@ def _with_organization(payload: dict[str, Any], sub: str, sid: str, exp: float) 
     if org_id is None:
         org_id = ""
     if not isinstance(org_id, str) or (org_id and not _ID.match(org_id)):
-        raise InvalidTokenError("malformed organization")
+        raise errors.TokenRefused("malformed organization")
     return SessionClaims(
         user_id=sub,
         session_id=sid,

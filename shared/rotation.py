@@ -34,7 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shared.cipher import DEFAULT_PURPOSE, InvalidToken, TokenCipher
+from shared.cipher import DEFAULT_PURPOSE, TokenCipher
+from shared.errors import InvalidToken
 
 if TYPE_CHECKING:
     from shared.db import Database

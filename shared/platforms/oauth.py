@@ -32,14 +32,14 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from shared.platforms.base import (
+from shared.errors import (
     AccessDenied,
     InvalidGrant,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
-    TokenSet,
 )
+from shared.platforms.base import TokenSet
 from shared.platforms.registry import Platform
 
 if TYPE_CHECKING:

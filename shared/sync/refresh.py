@@ -22,7 +22,7 @@ Failures:
   `ProviderUnavailable` for 5xx and timeouts): nothing changes here; the run
   records the failure and the connection backs off (`shared.sync.backoff`).
 - an unreadable stored token: the connection is set to `error` with a health
-  text (only a reconnect can repair it), and `CredentialUnreadable` is raised.
+  text (only a reconnect can repair it), and `InvalidToken` is raised.
 """
 
 from __future__ import annotations
@@ -31,9 +31,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared import errors
-from shared.cipher import InvalidToken
-from shared.platforms.base import InvalidGrant
+from shared.errors import InvalidGrant, InvalidToken, LeaseLost, NotActive
 
 if TYPE_CHECKING:
     import requests
@@ -79,22 +77,6 @@ REAUTH_HEALTH = "the provider refused the stored grant: reconnect this platform"
 UNREADABLE_HEALTH = "the stored credential could not be read: reconnect this platform"
 
 
-class NotActive(errors.CosmaError):
-    """The connection was disconnected or marked for reauthorization after it was leased."""
-
-    slug, title = "connection-not-active", "The connection is no longer active"
-
-
-class LeaseLost(errors.CosmaError):
-    """Another run holds the connection's lease now (ours expired)."""
-
-    slug, title = "lease-lost", "The connection's lease was lost"
-
-
-class CredentialUnreadable(errors.CosmaError):
-    slug, title = "credential-unreadable", "Stored credential unreadable"
-
-
 @dataclass(frozen=True)
 class Refreshed:
     """The access token (memory only) and whether a rotated refresh token was stored."""
@@ -134,7 +116,7 @@ def refresh(
             refresh_token = cipher.decrypt(sealed, connection_id=lease.connection_id, org_id=org_id)
         except InvalidToken:
             conn.execute(_MARK_UNREADABLE, (UNREADABLE_HEALTH, lease.connection_id, sealed))
-            failure = CredentialUnreadable()
+            failure = InvalidToken()
         if failure is None:
             try:
                 tokens: Any = oauth.refresh(

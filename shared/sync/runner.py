@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared import errors
-from shared.platforms.base import (
+from shared.errors import (
     InvalidGrant,
     PermissionDenied,
     ProviderError,
@@ -225,7 +225,8 @@ def _sync(
     clock: Callable[[], float],
     session: requests.Session | None,
 ) -> None:
-    from shared.platforms.reports import AccessTokenRejected, connector_for
+    from shared.errors import AccessTokenRejected
+    from shared.platforms.reports import connector_for
 
     dataset_id = _dataset_id(runtime, lease)
     if dataset_id is None:
@@ -268,9 +269,9 @@ def _sync(
                 dataset_id, table, account.id, window.date_from, window.date_to
             )
         except errors.ValidationFailed as exc:
-            raise _WarehouseRefusedError("rows_rejected") from exc
+            raise errors.LoadRefused("rows_rejected") from exc
         except errors.CosmaError as exc:
-            raise _WarehouseRefusedError("warehouse_unavailable") from exc
+            raise errors.LoadRefused("warehouse_unavailable") from exc
         result.rows += loaded
         result.accounts += 1
         result.widen(window.date_from, window.date_to)
@@ -358,12 +359,6 @@ class _Api:
         )
 
 
-class _WarehouseRefusedError(Exception):
-    def __init__(self, error_class: str) -> None:
-        super().__init__(error_class)
-        self.error_class = error_class
-
-
 def _client_secret(runtime: Runtime, platform: str) -> str:
     from shared.platforms import registry
 
@@ -409,17 +404,17 @@ def _next_in_s(runtime: Runtime, platform: str) -> float:
 
 def _classify(exc: BaseException, result: RunResult) -> None:
     """The run's outcome, error class and health text for a failure."""
-    from shared.platforms.reports import AccessTokenRejected
+    from shared.errors import AccessTokenRejected
 
     result.outcome = "failed"
     if isinstance(exc, InvalidGrant):
         result.outcome, result.error_class = "reauth_required", "invalid_grant"
         result.health.append(refresh.REAUTH_HEALTH)
-    elif isinstance(exc, refresh.NotActive):
+    elif isinstance(exc, errors.NotActive):
         result.error_class = "not_active"
-    elif isinstance(exc, refresh.LeaseLost):
+    elif isinstance(exc, errors.LeaseLost):
         result.error_class = "lease_lost"
-    elif isinstance(exc, refresh.CredentialUnreadable):
+    elif isinstance(exc, errors.InvalidToken):
         result.error_class = "credential_unreadable"
         result.health.append(refresh.UNREADABLE_HEALTH)
     elif isinstance(exc, RateLimited):
@@ -437,7 +432,7 @@ def _classify(exc: BaseException, result: RunResult) -> None:
     elif isinstance(exc, ProviderError):
         result.error_class = "provider_error"
         result.health.append("the provider refused a report request")
-    elif isinstance(exc, _WarehouseRefusedError):
+    elif isinstance(exc, errors.LoadRefused):
         result.error_class = exc.error_class
         result.health.append("the warehouse load failed: previous data kept")
     elif isinstance(exc, errors.Unavailable):

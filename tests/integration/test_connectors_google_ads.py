@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from shared import errors
-from shared.platforms.base import PermissionDenied, ProviderUnavailable, RateLimited
+from shared.errors import PermissionDenied, ProviderUnavailable, RateLimited
 from shared.platforms.reports import ApiClient, connector_for
 from shared.platforms.reports.google_ads import (
     API_VERSION,

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from shared.platforms.base import (
+from shared.errors import (
+    AccessTokenRejected,
     PermissionDenied,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
 )
-from shared.platforms.reports import AccessTokenRejected, ApiClient
+from shared.platforms.reports import ApiClient
 from tests.support.platform_servers import PlatformServer, _json
 from tests.support.servers import serve
 

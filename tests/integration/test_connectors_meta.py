@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.platforms.base import Account, PermissionDenied, ProviderUnavailable, RateLimited
-from shared.platforms.reports import AccessTokenRejected, ApiClient
+from shared.errors import AccessTokenRejected, PermissionDenied, ProviderUnavailable, RateLimited
+from shared.platforms.base import Account
+from shared.platforms.reports import ApiClient
 from shared.platforms.reports.meta import FIELDS, MetaConnector
 from shared.warehouse import DAILY_SCHEMA
 from shared.warehouse.schema import conform

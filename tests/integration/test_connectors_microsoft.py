@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.platforms.base import Account, PermissionDenied, ProviderUnavailable, RateLimited
+from shared.errors import PermissionDenied, ProviderUnavailable, RateLimited
+from shared.platforms.base import Account
 from shared.platforms.reports import ApiClient
 from shared.platforms.reports.microsoft import (
     COLUMNS,

@@ -10,7 +10,8 @@ from werkzeug.test import Client
 
 from cosma import sandbox_oauth, sandbox_reports
 from cosma.server import LocalServer
-from shared.platforms.reports import AccessTokenRejected, ApiClient, connector_for
+from shared.errors import AccessTokenRejected
+from shared.platforms.reports import ApiClient, connector_for
 from shared.platforms.reports.normalize import micros
 from shared.warehouse import DAILY_SCHEMA
 from shared.warehouse.schema import conform

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from werkzeug.wrappers import Request, Response
 
+from shared.errors import InvalidGrant, ProviderUnavailable, RateLimited
 from shared.platforms import oauth, registry
-from shared.platforms.base import InvalidGrant, ProviderUnavailable, RateLimited
 from shared.settings import Settings
 from tests.support.oauth_providers import CLIENT_SECRET, provider_for
 from tests.support.servers import Recorder, serve

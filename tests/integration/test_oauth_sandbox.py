@@ -14,8 +14,8 @@ import requests
 
 from cosma import localdb, sandbox_oauth
 from cosma.server import LocalServer
+from shared.errors import InvalidGrant
 from shared.platforms import oauth, registry
-from shared.platforms.base import InvalidGrant
 from shared.runtime import Runtime
 from shared.settings import Settings
 from tests.support.identity import TokenIssuer

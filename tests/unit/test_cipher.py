@@ -10,7 +10,8 @@ import pytest
 from cryptography.fernet import Fernet, MultiFernet
 
 from shared import errors
-from shared.cipher import InvalidToken, Sealed, TokenCipher
+from shared.cipher import Sealed, TokenCipher
+from shared.errors import InvalidToken
 
 K1 = base64.urlsafe_b64encode(bytes(range(32)))
 K2 = base64.urlsafe_b64encode(bytes(range(32, 64)))

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared import errors
-from shared.platforms.base import ProviderUnavailable
+from shared.errors import ProviderUnavailable
 from shared.platforms.reports import CONNECTORS, connector_for
 from shared.platforms.reports.base import check_range, provider_data
 from shared.platforms.reports.http import retry_after_seconds

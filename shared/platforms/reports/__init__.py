@@ -15,9 +15,9 @@ from __future__ import annotations
 import importlib
 
 from shared.platforms.reports.base import Connector
-from shared.platforms.reports.http import AccessTokenRejected, ApiClient
+from shared.platforms.reports.http import ApiClient
 
-__all__ = ["CONNECTORS", "AccessTokenRejected", "ApiClient", "Connector", "connector_for"]
+__all__ = ["CONNECTORS", "ApiClient", "Connector", "connector_for"]
 
 # platform -> (module, class)
 CONNECTORS: dict[str, tuple[str, str]] = {

@@ -28,7 +28,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 
 from shared import errors
-from shared.platforms.base import Account, ProviderUnavailable
+from shared.errors import ProviderUnavailable
+from shared.platforms.base import Account
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -32,7 +32,8 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from shared.platforms.base import (
+from shared.errors import (
+    AccessTokenRejected,
     PermissionDenied,
     ProviderError,
     ProviderUnavailable,
@@ -59,16 +60,6 @@ MAX_RETRY_AFTER = 3600.0
 
 Auth = Literal["bearer", "access-token"] | None
 ErrorHook = Callable[[int, Any, Mapping[str, str]], ProviderError | None]
-
-
-class AccessTokenRejected(ProviderError):
-    """The provider refused the access token (HTTP 401 or the platform's own code).
-
-    Not `InvalidGrant`: the refresh token may be fine. The sync engine refreshes
-    the access token once and retries; a second refusal is treated as a dead grant.
-    """
-
-    slug, title = "access-token-rejected", "The provider refused the access token"
 
 
 def loads(data: bytes) -> Any:

@@ -35,15 +35,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared import errors
-from shared.platforms.base import (
-    Account,
+from shared.errors import (
+    AccessTokenRejected,
     PermissionDenied,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
 )
+from shared.platforms.base import Account
 from shared.platforms.reports.base import days, provider_data
-from shared.platforms.reports.http import AccessTokenRejected, retry_after_seconds
+from shared.platforms.reports.http import retry_after_seconds
 from shared.platforms.reports.normalize import DailyColumns, count, micros, number
 
 if TYPE_CHECKING:

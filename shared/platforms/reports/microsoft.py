@@ -38,15 +38,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from shared import errors
-from shared.platforms.base import (
-    Account,
+from shared.errors import (
+    AccessTokenRejected,
     PermissionDenied,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
 )
+from shared.platforms.base import Account
 from shared.platforms.reports.base import check_range, provider_data
-from shared.platforms.reports.http import AccessTokenRejected, retry_after_seconds
+from shared.platforms.reports.http import retry_after_seconds
 from shared.platforms.reports.normalize import DailyColumns, count, micros, number
 
 if TYPE_CHECKING:

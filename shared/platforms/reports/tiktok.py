@@ -31,15 +31,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared import errors
-from shared.platforms.base import (
-    Account,
+from shared.errors import (
+    AccessTokenRejected,
     PermissionDenied,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
 )
+from shared.platforms.base import Account
 from shared.platforms.reports.base import check_range, provider_data
-from shared.platforms.reports.http import AccessTokenRejected
 from shared.platforms.reports.normalize import DailyColumns, count, micros, number
 
 if TYPE_CHECKING:
