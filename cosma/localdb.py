@@ -3,7 +3,7 @@
 `make run` and the tests call `prepare`: it starts Postgres 16 from the
 `pgserver` wheel in a data directory (reused on restart) unless an
 administrative URL is given, creates the project database, applies the
-migrations, and returns the URLs of the app and worker roles.
+migrations, and returns the URLs of the app, worker and directory roles.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class LocalDatabase:
     app_url: str
     worker_url: str
     stop: Callable[[], None] = field(default=lambda: None)
+    directory_url: str = ""
 
 
 def start_embedded(datadir: Path) -> tuple[str, Callable[[], None]]:
@@ -76,11 +77,14 @@ def prepare(
     db_admin = with_database(admin_url, dbname)
     # Fresh passwords each start: the roles log in the same way over a socket
     # with trust (embedded) or over TCP with password auth (a given server).
-    passwords = {migrate.APP: secrets.token_urlsafe(24), migrate.WORKER: secrets.token_urlsafe(24)}
+    passwords = {
+        role: secrets.token_urlsafe(24) for role in (migrate.APP, migrate.WORKER, migrate.DIRECTORY)
+    }
     migrate.apply(db_admin, passwords)
     return LocalDatabase(
         admin_url=db_admin,
         app_url=with_user(db_admin, migrate.APP, passwords[migrate.APP]),
         worker_url=with_user(db_admin, migrate.WORKER, passwords[migrate.WORKER]),
         stop=stop,
+        directory_url=with_user(db_admin, migrate.DIRECTORY, passwords[migrate.DIRECTORY]),
     )

@@ -14,8 +14,10 @@ with its work.
   own transaction, once it has checked "connect" on the client.
 - `erase_client` drops every dataset of the client (with their contents),
   deletes its connections' token ciphertext, deletes the client row (which
-  cascades to connections, datasets, OAuth states and sync runs) and writes
-  the audit record; audit rows are never deleted.
+  cascades to connections, datasets, OAuth states, sync runs and
+  assignments) and writes the audit record; audit rows are never deleted.
+  The work itself is `erase`, which the directory also runs when Clerk
+  deletes an organization (`shared.directory.erasure`).
 - `export_client` writes the client's rows as Parquet files under the export
   folder (a GCS bucket in the cloud would take this place; it is local here).
 """
@@ -25,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared import errors
 from shared.policy import Client, access_client
@@ -39,6 +41,8 @@ from shared.warehouse.ids import (
 from shared.warehouse.port import DatasetSpec
 
 if TYPE_CHECKING:
+    import psycopg
+
     from shared.audit import RequestAudit
     from shared.principal import Principal
     from shared.runtime import Runtime
@@ -171,6 +175,9 @@ class Erasure:
             "connections_revoked": self.connections_revoked,
         }
 
+    def detail(self) -> str:
+        return f"erased: datasets={self.datasets_dropped} connections={self.connections_revoked}"
+
 
 def erase_client(
     runtime: Runtime, principal: Principal, audit: RequestAudit, client_id: str
@@ -178,32 +185,42 @@ def erase_client(
     """Everything of the client goes except its audit trail; see the module docstring."""
     with tenant(runtime.db, principal) as tx:
         client = access_client(tx, principal, "manage", client_id)
-        # Tokens first: even if a later step fails and is retried, no query in between
-        # could still use them (the whole transaction commits or nothing does).
-        revoked = tx.execute(
-            "update connections set token_ciphertext = null, key_version = null,"
-            " status = 'revoked', updated_at = now() where client_id = %s",
-            (client.id,),
-        ).rowcount
-        dataset_ids = [
-            r[0]
-            for r in tx.execute(
-                "select dataset_id from datasets where client_id = %s", (client.id,)
-            ).fetchall()
-        ]
-        # Also the ids of datasets never recorded (a provisioning that died before its commit).
-        expected = {dataset_id_for(runtime.settings.env, client.id, p) for p in PLATFORMS}
-        for dataset_id in sorted(expected | set(dataset_ids)):
-            runtime.warehouse.drop_dataset(dataset_id)
-        deleted = tx.execute("delete from clients where id = %s", (client.id,)).rowcount
-        if deleted != 1:
-            raise errors.NotFound("No such client.")
-        audit.record(
-            tx,
-            resource=f"/clients/{client.id}",
-            detail=f"erased: datasets={len(dataset_ids)} connections={revoked}",
-        )
-    return Erasure(client.id, len(dataset_ids), revoked)
+        erasure = erase(runtime, tx, client.id)
+        audit.record(tx, resource=f"/clients/{client.id}", detail=erasure.detail())
+    return erasure
+
+
+class Executes(Protocol):
+    """A transaction that runs statements: the caller's (`TenantTransaction`) or the
+    directory's, when Clerk deleted the organization."""
+
+    def execute(self, query: Any, params: Any = None) -> psycopg.Cursor[Any]: ...
+
+
+def erase(runtime: Runtime, tx: Executes, client_id: str) -> Erasure:
+    """The erasure itself, inside `tx`, of a client whose caller was checked already:
+    `DELETE /clients/{id}` and a Clerk organization's deletion both come here."""
+    # Tokens first: even if a later step fails and is retried, no query in between
+    # could still use them (the whole transaction commits or nothing does).
+    revoked = tx.execute(
+        "update connections set token_ciphertext = null, key_version = null,"
+        " status = 'revoked', updated_at = now() where client_id = %s",
+        (client_id,),
+    ).rowcount
+    dataset_ids = [
+        r[0]
+        for r in tx.execute(
+            "select dataset_id from datasets where client_id = %s", (client_id,)
+        ).fetchall()
+    ]
+    # Also the ids of datasets never recorded (a provisioning that died before its commit).
+    expected = {dataset_id_for(runtime.settings.env, client_id, p) for p in PLATFORMS}
+    for dataset_id in sorted(expected | set(dataset_ids)):
+        runtime.warehouse.drop_dataset(dataset_id)
+    deleted = tx.execute("delete from clients where id = %s", (client_id,)).rowcount
+    if deleted != 1:
+        raise errors.NotFound("No such client.")
+    return Erasure(client_id, len(dataset_ids), revoked)
 
 
 def export_dir(runtime: Runtime) -> Path:

@@ -16,10 +16,54 @@ from pathlib import Path
 from typing import Any
 
 _PLATFORM_KEYS = ("GOOGLE_ADS", "META", "LINKEDIN", "TIKTOK", "MICROSOFT", "SANDBOX")
+_ROLES = ("admin", "editor", "viewer")
+_LOCATIONS = ("US", "EU")
+
+# Clerk organization role (key) => our role. Clerk's own defaults are `org:admin`
+# and `org:member`; `org:editor` and `org:viewer` are custom roles an instance
+# creates. A role missing here gives no access at all.
+DEFAULT_CLERK_ROLE_MAP: Mapping[str, str] = {
+    "org:admin": "admin",
+    "org:editor": "editor",
+    "org:viewer": "viewer",
+    "org:member": "viewer",
+}
 
 
 def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def clerk_role_key(role: str) -> str:
+    """A Clerk organization role in its `org:` form (session tokens v2 drop the prefix)."""
+    role = role.strip()
+    return role if role.startswith("org:") else f"org:{role}"
+
+
+def parse_role_map(spec: str) -> dict[str, str]:
+    """`"org:admin=admin,org:billing=viewer"` => {clerk role: our role}; `""` is the default.
+
+    Raises ValueError on an entry that is not `<clerk role>=<admin|editor|viewer>`:
+    a typo must stop the function at start, not silently lock people out.
+    """
+    if not spec.strip():
+        return dict(DEFAULT_CLERK_ROLE_MAP)
+    mapping: dict[str, str] = {}
+    for entry in _split(spec):
+        clerk, sep, ours = (part.strip() for part in entry.partition("="))
+        if not sep or not clerk or ours not in _ROLES:
+            raise ValueError(
+                f"CLERK_ROLE_MAP entry {entry!r} is not '<clerk role>=<{'|'.join(_ROLES)}>'"
+            )
+        mapping[clerk_role_key(clerk)] = ours
+    return mapping
+
+
+def _location(value: str) -> str:
+    location = value.strip().upper() or "US"
+    if location not in _LOCATIONS:
+        raise ValueError(f"COSMA_DEFAULT_DATA_LOCATION must be one of {', '.join(_LOCATIONS)}")
+    return location
 
 
 @dataclass(frozen=True)
@@ -27,6 +71,8 @@ class Settings:
     env: str = "local"
     database_url: str = ""
     worker_database_url: str = ""
+    # The directory function's role (cosma_directory): Clerk's organizations and members.
+    directory_database_url: str = ""
     allowed_origins: tuple[str, ...] = ()
     app_url: str = "http://localhost:3000"
     public_url: str = "http://127.0.0.1:8080"
@@ -39,11 +85,31 @@ class Settings:
     clerk_issuer: str = ""
     clerk_jwks_url: str = ""
     clerk_jwt_key: str = ""
+    # The directory (Clerk webhooks, reconcile). The webhook signing secrets
+    # ("clerk-webhook-secret", up to two during a rotation) and the Backend API
+    # key ("clerk-secret-key") come from the secrets port.
+    clerk_role_map: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CLERK_ROLE_MAP))
+    default_data_location: str = "US"
+    clerk_api_url: str = "https://api.clerk.com/v1"
+    clerk_api_timeout_s: float = 10.0
+    # Seen `svix-id`s are kept this long (Svix retries for about three days).
+    directory_delivery_retention_days: int = 14
+    # How long a webhook request erases a deleted organization's clients; what is
+    # left is erased by the next reconcile.
+    directory_erase_budget_s: float = 20.0
+    reconcile_budget_s: float = 480.0
+    # The reconcile trigger (Cloud Scheduler OIDC), like sync's.
+    reconcile_audience: str = ""
+    reconcile_scheduler_sa_email: str = ""
     # Secrets: where the keyring is mounted (cloud) or kept (local).
     keyring_dir: Path | None = None
     secrets_dir: Path | None = None
     gcp_project: str = ""
     keyring_secret_name: str = "token-keyring"  # noqa: S105 (a secret's name, not a value)
+    # Where named secrets come from: "" decides from the other settings (local keys,
+    # mounted keyring, else the Secret Manager API); "mounted" reads the platform's
+    # mounted files and variables, for a function that holds secrets but no keyring.
+    secrets_backend: str = ""
     secret_manager_endpoint: str = ""
     # Warehouse.
     warehouse: str = "duckdb"
@@ -110,6 +176,7 @@ class Settings:
             "env": get("COSMA_ENV", "local"),
             "database_url": get("DATABASE_URL"),
             "worker_database_url": get("WORKER_DATABASE_URL"),
+            "directory_database_url": get("DIRECTORY_DATABASE_URL"),
             "allowed_origins": _split(get("COSMA_ALLOWED_ORIGINS")),
             "app_url": get("COSMA_APP_URL", "http://localhost:3000"),
             "public_url": get("COSMA_PUBLIC_URL", "http://127.0.0.1:8080"),
@@ -118,10 +185,22 @@ class Settings:
             "clerk_issuer": get("CLERK_ISSUER"),
             "clerk_jwks_url": get("CLERK_JWKS_URL"),
             "clerk_jwt_key": env.get("CLERK_JWT_KEY", ""),
+            "clerk_role_map": parse_role_map(get("CLERK_ROLE_MAP")),
+            "default_data_location": _location(get("COSMA_DEFAULT_DATA_LOCATION", "US")),
+            "clerk_api_url": get("CLERK_API_URL", "https://api.clerk.com/v1"),
+            "clerk_api_timeout_s": float(get("CLERK_API_TIMEOUT_S", "10")),
+            "directory_delivery_retention_days": int(
+                get("COSMA_DIRECTORY_DELIVERY_RETENTION_DAYS", "14")
+            ),
+            "directory_erase_budget_s": float(get("COSMA_DIRECTORY_ERASE_BUDGET_S", "20")),
+            "reconcile_budget_s": float(get("COSMA_RECONCILE_BUDGET_S", "480")),
+            "reconcile_audience": get("RECONCILE_AUDIENCE"),
+            "reconcile_scheduler_sa_email": get("RECONCILE_SCHEDULER_SA_EMAIL"),
             "keyring_dir": path("COSMA_KEYRING_DIR"),
             "secrets_dir": path("COSMA_SECRETS_DIR"),
             "gcp_project": get("GCP_PROJECT"),
             "keyring_secret_name": get("COSMA_KEYRING_SECRET", "token-keyring"),
+            "secrets_backend": get("COSMA_SECRETS_BACKEND"),
             "secret_manager_endpoint": get("SECRET_MANAGER_ENDPOINT"),
             "warehouse": get("COSMA_WAREHOUSE", "bigquery" if get("GCP_PROJECT") else "duckdb"),
             "warehouse_dir": path("COSMA_WAREHOUSE_DIR"),

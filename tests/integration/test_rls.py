@@ -143,7 +143,9 @@ def test_cross_tenant_update_and_delete_touch_nothing(
 ) -> None:
     a, b = two_orgs
     admin_a = a.principal(a.user("admin"))
-    assert _rows(runtime, admin_a, "update clients set name = 'pwned' returning org_id") == [
+    # Client names are unique per organization: each gets its own.
+    renamed = "update clients set name = 'pwned ' || id returning org_id"
+    assert _rows(runtime, admin_a, renamed) == [
         (a.id,),
         (a.id,),
     ]
@@ -153,7 +155,7 @@ def test_cross_tenant_update_and_delete_touch_nothing(
     )
     with psycopg.connect(pg.admin_url) as conn:
         names = conn.execute("select name from clients where org_id = %s", (b.id,)).fetchall()
-        assert all(name != "pwned" for (name,) in names)
+        assert names and not any(name.startswith("pwned") for (name,) in names)
         assert conn.execute(
             "select count(*) from connections where org_id = %s", (b.id,)
         ).fetchone() == (1,)
