@@ -16,6 +16,7 @@ from __future__ import annotations
 import functions_framework
 from werkzeug.wrappers import Request, Response
 
+from shared import errors
 from shared.directory import reconcile as reconciliation
 from shared.directory import webhook
 from shared.http import Context, Router, json_response
@@ -28,10 +29,13 @@ def clerk_webhook(ctx: Context) -> Response:
     """Clerk's webhook: organizations, memberships and user deletion."""
     body = ctx.request.get_data(cache=True)
     headers = {name: ctx.request.headers.get(name, "") for name in webhook.SVIX_HEADERS}
-    # The signature is this route's credential: a refused one counts like a bad token.
-    verified = ctx.authorize_with(lambda _: webhook.verify(ctx.runtime, body, headers))(
-        headers["svix-signature"]
-    )
+    try:
+        verified = webhook.verify(ctx.runtime, body, headers)
+    except errors.Unauthorized:
+        # The signature is this route's credential: a refusal (missing or wrong)
+        # counts against the IP like a bad token; a good one costs no bucket.
+        ctx.runtime.rate_limiter.failed_authentication(ctx.client_ip)
+        raise
     return json_response(webhook.receive(ctx.runtime, verified).public())
 
 
