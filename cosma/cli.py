@@ -5,6 +5,7 @@ cosma migrate          apply migrations to DATABASE_URL (an administrative URL)
 cosma audit-verify     recompute the audit hash chains, name the first broken link
 cosma dev-token        a local session token; the organization and member come from
                        signed Clerk webhooks sent to the local server, clients from its API
+cosma dev-event        send one signed Clerk event to the local server (as Clerk would)
 cosma directory reconcile  compare with Clerk's Backend API and apply what differs
 cosma rotate-keys      add a key version and re-encrypt every stored token with it
 cosma keys-check       count tokens per key version; non-zero exit while any is on an old one
@@ -287,6 +288,48 @@ def cmd_dev_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dev_event(args: argparse.Namespace) -> int:
+    """One signed Clerk event to the local server, e.g. a membership's deletion."""
+    import hashlib
+    import urllib.error
+
+    from cosma import clerk_events
+
+    home = state_dir()
+    settings = local_settings("", "", home)
+    base = os.environ.get("COSMA_URL", "") or settings.public_url
+    try:
+        secret = clerk_events.local_secret(Path(settings.secrets_dir or home / "secrets"))
+    except FileNotFoundError as exc:
+        print(f"dev-event: {exc}", file=sys.stderr)
+        return 2
+    kind = args.type
+    needs_user = kind == "user.deleted" or kind.startswith("organizationMembership.")
+    if needs_user and not args.user:
+        print(f"dev-event: {kind} needs --user", file=sys.stderr)
+        return 2
+    org = clerk_events.organization(args.org, args.org, data_location=args.data_location)
+    data: dict[str, object]
+    if kind == "organization.deleted":
+        data = clerk_events.deleted("organization", args.org)
+    elif kind == "user.deleted":
+        data = clerk_events.deleted("user", args.user)
+    elif kind.startswith("organizationMembership."):
+        digest = hashlib.sha256(f"{args.org}/{args.user}".encode()).hexdigest()[:24]
+        data = clerk_events.membership(
+            org, args.user, args.clerk_role, membership_id=f"orgmem_{digest}"
+        )
+    else:
+        data = org
+    try:
+        status = clerk_events.send(base, secret, clerk_events.event(kind, data))
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"dev-event: cannot reach the local server at {base} ({exc})", file=sys.stderr)
+        return 2
+    print(f"{kind}: {status}")
+    return 0 if status == 200 else 1
+
+
 def _dev_clients(api: _LocalApi, token: str, args: argparse.Namespace) -> int:
     clients = list(args.client)
     for name in args.create_client:
@@ -563,6 +606,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tok.add_argument("--ttl", type=int, default=3600, help="token lifetime in seconds")
     tok.set_defaults(func=cmd_dev_token)
+    eve = sub.add_parser("dev-event", help="send one signed Clerk event to the local server")
+    eve.add_argument(
+        "type",
+        choices=(
+            "organization.created",
+            "organization.updated",
+            "organization.deleted",
+            "organizationMembership.created",
+            "organizationMembership.updated",
+            "organizationMembership.deleted",
+            "user.deleted",
+        ),
+    )
+    eve.add_argument("--org", required=True, help="organization id")
+    eve.add_argument("--user", default="", help="user id (memberships, user.deleted)")
+    eve.add_argument(
+        "--clerk-role", default="org:admin", metavar="ROLE", help="a membership's role"
+    )
+    eve.add_argument("--data-location", choices=("US", "EU"), default=None)
+    eve.set_defaults(func=cmd_dev_event)
     dire = sub.add_parser("directory", help="the directory of organizations and members")
     dsub = dire.add_subparsers(dest="directory_command", required=True)
     rec = dsub.add_parser("reconcile", help="compare with Clerk's Backend API and apply it")

@@ -25,8 +25,9 @@ STACK_CALL = "cosma"
 
 MODULE_NAMES = ("function", "secrets", "scheduler", "warehouse", "project", "edge", "stack")
 ENVIRONMENT_NAMES = ("dev", "staging", "prod")
-FUNCTIONS = ("auth", "oauth", "datasets", "query", "sync")
-USER_FACING = ("auth", "oauth", "datasets", "query")
+FUNCTIONS = ("auth", "oauth", "datasets", "query", "sync", "directory")
+# Public behind the edge: Clerk-session routes, and Clerk's Svix-signed webhooks.
+USER_FACING = ("auth", "oauth", "datasets", "query", "directory")
 
 _OPTIONS = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False)
 

@@ -41,6 +41,7 @@ def test_table_lists_every_grant_of_every_account() -> None:
             "cosma-fn-datasets",
             "cosma-fn-query",
             "cosma-fn-sync",
+            "cosma-fn-directory",
             "cosma-scheduler",
             "cosma-build",
             "allUsers",
@@ -54,7 +55,17 @@ def test_table_lists_every_grant_of_every_account() -> None:
             "`roles/run.invoker`, from internal callers only on function `sync`"
         }
         public = {g.on for g in grants if g.identity == "allUsers"}
-        assert public == {f"function `{n}`" for n in ("auth", "oauth", "datasets", "query")}
+        assert public == {
+            f"function `{n}`" for n in ("auth", "oauth", "datasets", "query", "directory")
+        }
+        assert by_identity["cosma-fn-directory"] == {
+            "`roles/secretmanager.secretAccessor` on secret `cosma-clerk-secret-key`",
+            "`roles/secretmanager.secretAccessor` on secret `cosma-clerk-webhook-secret`",
+            "`roles/secretmanager.secretAccessor` on secret `cosma-directory-database-url`",
+            "`roles/secretmanager.secretAccessor` on secret `cosma-sentry-dsn`",
+            "custom role `cosmaDatasetEraser`: `bigquery.datasets.delete`,"
+            " `bigquery.tables.delete` on project",
+        }
         assert "dataset access `READER` on each client dataset" in by_identity["cosma-fn-query"]
         assert "dataset access `WRITER` on each client dataset" in by_identity["cosma-fn-sync"]
 

@@ -41,6 +41,11 @@ EXPECTED_ACCESSORS = {
     "sentry-dsn": set(FUNCTIONS),
     "database-url": {"auth", "oauth", "datasets", "query"},
     "worker-database-url": {"sync"},
+    # Clerk's webhook signing secret, its Backend API key and the directory
+    # role's URL: the directory function alone.
+    "directory-database-url": {"directory"},
+    "clerk-webhook-secret": {"directory"},
+    "clerk-secret-key": {"directory"},
     "google-ads-developer-token": {"sync"},
     "google-ads-client-secret": {"oauth", "sync"},
     "meta-client-secret": {"oauth", "sync"},
@@ -55,7 +60,11 @@ ALLOWED_PROJECT_ROLES = {
     "roles/logging.logWriter",  # the build account writes build logs
     "roles/artifactregistry.writer",  # the build account pushes function images
     "${google_project_iam_custom_role.provisioner.id}",  # bigquery.datasets.create only
+    "${google_project_iam_custom_role.eraser.id}",  # delete datasets and tables, read nothing
 }
+# A user-facing function's routes that the edge must not route: called by a
+# scheduler job on the function's own URL, with its OIDC token.
+SCHEDULER_ONLY_ROUTES = {("POST", "/directory/reconcile")}
 
 IAM_RESOURCE = re.compile(r"^google_.*_iam_(member|binding|policy)$")
 
@@ -134,6 +143,8 @@ def test_no_project_wide_bigquery_data_roles() -> None:
             )
     custom = resource(MODULES / "warehouse", "google_project_iam_custom_role", "provisioner")
     assert custom["permissions"] == ["bigquery.datasets.create"]
+    eraser = resource(MODULES / "warehouse", "google_project_iam_custom_role", "eraser")
+    assert eraser["permissions"] == ["bigquery.datasets.delete", "bigquery.tables.delete"]
     # Dataset access is written by the provisioning function, not by Terraform.
     assert not [r for r in _all_resources() if r[0].startswith("google_bigquery_dataset")]
 
@@ -397,4 +408,50 @@ def test_edge_paths_match_the_functions_routes() -> None:
         for route in function_router(name).routes:
             sample = route.pattern.replace("{", "x").replace("}", "")
             owners = [f for f, paths in routes.items() if any(matches(p, sample) for p in paths)]
-            assert owners == [name], f"{route.method} {route.pattern}: routed to {owners}"
+            expected = [] if (route.method, route.pattern) in SCHEDULER_ONLY_ROUTES else [name]
+            assert owners == expected, f"{route.method} {route.pattern}: routed to {owners}"
+
+
+# --- the directory ----------------------------------------------------------
+
+
+def test_the_directory_is_erasure_only_in_bigquery() -> None:
+    warehouse = module_calls()["warehouse"]
+    assert warehouse["eraser_email"] == "${module.directory.service_account_email}"
+    assert "directory" not in warehouse["job_users"]
+    grant = resource(MODULES / "warehouse", "google_project_iam_member", "eraser")
+    assert grant["role"] == "${google_project_iam_custom_role.eraser.id}"
+    assert grant["member"] == "serviceAccount:${var.eraser_email}"
+
+
+def test_the_reconcile_job_calls_the_directory_with_its_own_account() -> None:
+    job = module_calls()["reconcile_scheduler"]
+    assert job["source"] == "../scheduler"
+    assert job["target_url"] == "${module.directory.url}/reconcile"
+    assert job["service_account_id"] != module_calls()["scheduler"].get(
+        "service_account_id", "cosma-scheduler"
+    )
+    directory = function_calls()["directory"]
+    # The audience it checks is the job's target: its own URL and that path.
+    assert directory["own_url_env_var"] == "RECONCILE_AUDIENCE"
+    assert directory["own_url_path"] == "/reconcile"
+    function_main = (MODULES / "function" / "main.tf").read_text()
+    assert '(var.own_url_env_var) = "${local.url}${var.own_url_path}"' in function_main
+    assert (
+        directory["environment"]["RECONCILE_SCHEDULER_SA_EMAIL"]
+        == "${module.reconcile_scheduler.service_account_email}"
+    )
+    # Sync does not accept the reconcile job's account, nor the other way round.
+    assert "RECONCILE_SCHEDULER_SA_EMAIL" not in function_calls()["sync"]["environment"]
+    assert "SCHEDULER_SA_EMAIL" not in directory["environment"]
+
+
+def test_only_the_webhook_reaches_the_directory_through_the_edge() -> None:
+    assert module_calls()["edge"]["routes"]["directory"] == ["/webhooks/clerk"]
+    directory = function_calls()["directory"]
+    assert directory["environment"]["COSMA_SECRETS_BACKEND"] == "mounted"
+    assert "DATABASE_URL" not in directory["secret_environment"]
+    assert "DIRECTORY_DATABASE_URL" not in {
+        k for name, call in function_calls().items() if name != "directory"
+        for k in call.get("secret_environment", {})
+    }

@@ -32,7 +32,7 @@ def _write(path: Path, text: str) -> None:
 def tree(tmp_path: Path) -> Path:
     root = tmp_path / "src"
     _write(root / "pyproject.toml", PYPROJECT)
-    for name in ("auth", "oauth", "datasets", "query", "sync"):
+    for name in ("auth", "oauth", "datasets", "query", "sync", "directory"):
         _write(root / "functions" / name / "main.py", f"def {name}(request):\n    return ''\n")
     _write(root / "functions" / "sync" / "requirements.txt", "functions-framework>=3.5\ndlt\n")
     _write(root / "shared" / "__init__.py", "")
@@ -66,6 +66,7 @@ def test_builds_every_function_by_default(tree: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == [
         "auth.zip",
         "datasets.zip",
+        "directory.zip",
         "oauth.zip",
         "query.zip",
         "sync.zip",
@@ -78,7 +79,7 @@ def test_archive_is_byte_for_byte_reproducible(tree: Path, tmp_path: Path) -> No
     _touch_everything(tree, 1_700_000_000)  # mtimes must not leak into the archive
     os.chmod(tree / "shared" / "settings.py", 0o600)  # nor do file modes
     assert _package(tree, second).returncode == 0
-    for name in ("auth", "oauth", "datasets", "query", "sync"):
+    for name in ("auth", "oauth", "datasets", "query", "sync", "directory"):
         assert (first / f"{name}.zip").read_bytes() == (second / f"{name}.zip").read_bytes()
 
 

@@ -23,5 +23,11 @@ module "cosma" {
   sync_schedule       = var.sync_schedule
   sync_paused         = var.sync_paused
 
+  clerk_role_map        = var.clerk_role_map
+  default_data_location = var.default_data_location
+  clerk_api_url         = var.clerk_api_url
+  reconcile_schedule    = var.reconcile_schedule
+  reconcile_paused      = var.reconcile_paused
+
   bigquery_kms_key_name = var.bigquery_kms_key_name
 }
