@@ -69,6 +69,10 @@ def local_router() -> Router:
         routers = [function_router(name) for name in PREFIXES]
         return json_response(openapi.document(routers, server_url=ctx.settings.public_url))
 
+    # The API reference page over that document (Swagger UI, assets installed locally).
+    from cosma import reference
+
+    router.add(reference.router())
     # The sandbox platform's OAuth provider, so the connect flow runs without internet.
     from cosma import sandbox_oauth
 
