@@ -14,8 +14,9 @@ list must survive interruptions, which pgserver's own handling does not:
   pgserver then failed on it at every start and exit);
 - a damaged list is read as empty, and the pids of processes that died
   without stopping (a SIGKILL) are dropped, so they never keep Postgres alive;
-- a Postgres left running on the data directory is adopted by the next start,
-  and stopped by that process's stop;
+- a Postgres left running on the data directory is adopted by the next start
+  (once it is ready, if it was still starting or stopping), and stopped by that
+  process's stop;
 - a stop cannot be cut short by Ctrl-C or SIGTERM (they wait until it ends).
 """
 
@@ -103,6 +104,32 @@ def _signals_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+SETTLE_TIMEOUT_S = 60.0
+
+
+def _settle(datadir: Path, timeout: float = SETTLE_TIMEOUT_S) -> None:
+    """Wait while a Postgres on `datadir` is starting or stopping (one whose
+    process was killed in the middle goes on): pgserver adopts only a ready
+    server and fails on any other."""
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    pidfile = datadir / "postmaster.pid"
+    while time.monotonic() < deadline:
+        try:
+            lines = pidfile.read_text().splitlines()
+        except FileNotFoundError:
+            return  # nothing running, or a stop that finished
+        # postmaster.pid: pid first, status last once the server has written it all.
+        pid = int(lines[0]) if lines and lines[0].strip().isdigit() else 0
+        status = lines[7].strip() if len(lines) >= 8 else ""
+        if not pid or not psutil.pid_exists(pid) or status == "ready":
+            return  # stale (pg_ctl starts anew) or ready (adopted)
+        time.sleep(0.1)
+
+
 def start_embedded(datadir: Path) -> tuple[str, Callable[[], None]]:
     import logging
     import warnings
@@ -122,6 +149,7 @@ def start_embedded(datadir: Path) -> tuple[str, Callable[[], None]]:
         with PostgresServer._lock:
             if handles.exists():
                 write_handles(handles, live_handles(handles))
+            _settle(datadir)
         server = pgserver.get_server(datadir, cleanup_mode="stop")  # type: ignore[attr-defined]
         # From here on (our stop, and pgserver's own exit hook) the list is ours.
         server.global_process_id_list = _handle_list(handles)
