@@ -58,6 +58,8 @@ MEANING = {
     "DATABASE_URL": "Postgres as the app role (no owner, no BYPASSRLS)",
     "WORKER_DATABASE_URL": "Postgres as the worker role (sync, key rotation)",
     "COSMA_ALLOWED_ORIGINS": "comma-separated CORS origins; the first is the `azp` of local tokens",
+    "COSMA_TRUSTED_XFF_ENTRIES": "how many `X-Forwarded-For` entries, from the right, the load"
+    " balancer appended (the client is the leftmost of those; anything left of it is ignored)",
     "COSMA_APP_URL": "the web app, where the OAuth callback sends the browser back",
     "COSMA_PUBLIC_URL": "this API's own URL (the OAuth redirect URI is built from it)",
     "COSMA_MAX_BODY_BYTES": "the largest request body accepted",
