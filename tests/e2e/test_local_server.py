@@ -243,3 +243,27 @@ def test_a_server_killed_while_starting_is_cleaned_up_by_the_next_one(home: Path
     assert _session(server.url, _token(home)).status_code == 200
     assert server.stop() == 0
     assert wait_for_no_postgres(home / "pg")
+
+
+def test_a_failed_sync_says_what_failed_not_none_none(home: Path) -> None:
+    server = Serve(home).wait_ready()
+    try:
+        made = cli(
+            home, "dev-token", "--user", "u1", "--org", "o1", "--role", "admin",
+            "--create-client", "Acme",
+        )  # fmt: skip
+        token, client_id = made.stdout.strip(), made.stderr.split("client Acme: ", 1)[1].split()[0]
+        _connect_sandbox(server.url, token, client_id)
+        # Without its dataset the worker cannot load anything (it may not create one).
+        dropped = requests.delete(
+            f"{server.url}/datasets/{client_id}/sandbox",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert dropped.status_code == 204, dropped.text
+        result = cli(home, "sync")
+        assert result.returncode == 1
+        assert ": failed (dataset_missing), 0 rows, 0 account(s), no report read," in result.stdout
+        assert "None" not in result.stdout
+    finally:
+        assert server.stop() == 0

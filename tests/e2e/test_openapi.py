@@ -86,7 +86,7 @@ def test_path_parameter_pattern_matches_the_router() -> None:
 _DOCUMENT_PROGRAM = """
 import json, sys
 from cosma.server import PREFIXES, function_router
-from shared import openapi
+from shared.http import openapi
 routers = [function_router(name) for name in PREFIXES]
 sys.stdout.write(json.dumps(openapi.document(routers, server_url="http://127.0.0.1:8080")))
 """
