@@ -120,10 +120,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, home: Path, claim: Any) -> int:
-    from werkzeug.serving import make_server
-
     from cosma import instance, localdb
-    from cosma.server import LocalServer
+    from cosma.server import LocalServer, make_local_server
     from shared.runtime import Runtime
 
     settings0 = Settings.from_env()
@@ -158,7 +156,7 @@ def _serve(args: argparse.Namespace, home: Path, claim: Any) -> int:
 
         # The local identity provider: its JWKS is what CLERK_JWKS_URL names locally.
         app = LocalServer(runtime, extra=[LocalIssuer.load_or_create(home).router()])
-        server = make_server(args.host, port, app, threaded=True, fd=sock.fileno())
+        server = make_local_server(args.host, port, app, fd=sock.fileno())
         sock.close()  # the server holds its own duplicate of the socket
         claim.publish(
             instance.ServerRecord(

@@ -128,7 +128,7 @@ class SandboxOAuth:
             raise
 
     def router(self) -> Router:
-        router = Router("sandbox")
+        router = Router("sandbox", peer=True)
         router.route("GET", "/sandbox/oauth/authorize")(self._authorize)
         router.route("POST", "/sandbox/oauth/token")(self._token)
         router.route("POST", "/sandbox/oauth/revoke")(self._revoke)
