@@ -88,6 +88,7 @@ MEANING = {
     "COSMA_SYNC_BATCH": "connections leased at a time",
     "COSMA_SYNC_INTERVAL_S": "how often each connection becomes due",
     "COSMA_SYNC_FIRST_DAYS": "how far back a connection's first sync reaches",
+    "COSMA_SYNC_NOW_COOLDOWN_S": "the cool-down of `POST /connections/{id}/sync` after a sync",
     "COSMA_SYNC_API_TIMEOUT_S": "the timeout of each report API call",
     "SENTRY_DSN": "where errors are reported (scrubbed first); empty: nowhere",
     "SENTRY_DSN_SECRET": "or the name of the secret that holds the DSN",
