@@ -1,11 +1,12 @@
 """The `cosma` command: run the system locally and operate it.
 
-cosma serve            embedded Postgres + migrations + every function on :8080
+cosma serve            embedded Postgres + migrations + every function on :8080 (PORT)
+cosma url              the running local server's address (from the state folder)
 cosma migrate          apply migrations to DATABASE_URL (an administrative URL)
 cosma audit-verify     recompute the audit hash chains, name the first broken link
 cosma dev-token        a local session token; the organization and member come from
-                       signed Clerk webhooks sent to the local server, clients from its API
-cosma dev-event        send one signed Clerk event to the local server (as Clerk would)
+                       signed Clerk webhooks sent to the running server, clients from its API
+cosma dev-event        send one signed Clerk event to the running server (as Clerk would)
 cosma directory reconcile  compare with Clerk's Backend API and apply what differs
 cosma rotate-keys      add a key version and re-encrypt every stored token with it
 cosma keys-check       count tokens per key version; non-zero exit while any is on an old one
@@ -18,9 +19,12 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from shared import logs
 from shared.settings import Settings
@@ -30,17 +34,23 @@ def state_dir() -> Path:
     return Path(os.environ.get("COSMA_HOME", ".cosma")).resolve()
 
 
+def default_url() -> str:
+    """Where `cosma serve` listens when started from this shell's environment."""
+    return f"http://127.0.0.1:{int(os.environ.get('PORT', '8080'))}"
+
+
 def local_settings(
-    app_url: str, worker_url: str, home: Path, directory_url: str = "", **overrides: object
+    app_url: str, worker_url: str, home: Path, public: str | None = None, **overrides: object
 ) -> Settings:
-    """Settings for local mode: the environment, with local defaults filled in."""
+    """Settings for local mode: the environment, with local defaults filled in.
+
+    `public` is the server's own address; the other commands pass the running
+    server's (from `cosma.instance`), not their own PORT."""
     base = Settings.from_env()
-    port = int(os.environ.get("PORT", "8080"))
-    public = f"http://127.0.0.1:{port}"
+    public = public or default_url()
     values: dict[str, object] = {
         "database_url": app_url,
         "worker_database_url": worker_url,
-        "directory_database_url": directory_url,
         "public_url": public,
         "allowed_origins": base.allowed_origins or ("http://localhost:3000",),
         "keyring_dir": base.keyring_dir or home / "keys",
@@ -59,28 +69,93 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from werkzeug.serving import make_server
+def _listen(host: str, port: int) -> socket.socket | None:
+    """The server's listening socket, bound here so that a port in use gets our
+    message (werkzeug prints its own and exits when it binds)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        print(
+            f"cosma: cannot listen on {host}:{port}: {exc.strerror or exc}.\n"
+            "  Another program (perhaps another `make run`) has that port. Start this"
+            " server on another one, e.g. `PORT=8292 make run`.",
+            file=sys.stderr,
+        )
+        return None
+    return sock
 
-    from cosma import localdb
-    from cosma.server import LocalServer
+
+def _public_url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "127.0.0.1", "localhost", "", "::") else host  # noqa: S104
+    return f"http://{shown}:{port}"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from cosma import instance
+
+    # `kill` (SIGTERM) stops as cleanly as Ctrl-C, from the first moment on.
+    signal.signal(signal.SIGTERM, _interrupt)
+    home = state_dir()
+    claim = instance.claim(home)
+    if claim is None:
+        other = instance.running(home)
+        where = f" (pid {other.pid}, {other.url})" if other else ""
+        print(
+            f"cosma: another server{where} is already running on the state in {home}.\n"
+            "  Stop it first (Ctrl-C in its terminal), or give this one a state folder"
+            " of its own: `COSMA_HOME=/tmp/cosma-2 PORT=8292 make run`.",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        return _serve(args, home, claim)
+    except KeyboardInterrupt:
+        print("cosma: stopped", flush=True)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        claim.release()
+
+
+def _serve(args: argparse.Namespace, home: Path, claim: Any) -> int:
+    from cosma import instance, localdb
+    from cosma.server import LocalServer, make_local_server
     from shared.runtime import Runtime
 
-    home = state_dir()
-    home.mkdir(parents=True, exist_ok=True)
     settings0 = Settings.from_env()
     logs.configure(settings0.log_level)
     # Our own access line already covers each request.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # The port first: a port in use is said before Postgres starts for nothing.
+    sock = _listen(args.host, args.port)
+    if sock is None:
+        return 1
+    port = sock.getsockname()[1]
+    public = _public_url(args.host, port)
     print(f"cosma: state in {home}", flush=True)
-    db = localdb.prepare(admin_url=os.environ.get("DATABASE_URL"), datadir=home / "pg")
     try:
-        settings = local_settings(db.app_url, db.worker_url, home, db.directory_url)
+        db = localdb.prepare(admin_url=os.environ.get("DATABASE_URL"), datadir=home / "pg")
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        settings = local_settings(
+            db.app_url, db.worker_url, home, public=public, directory_database_url=db.directory_url
+        )
         runtime = Runtime(settings)
         from cosma import sandbox_oauth
 
-        # The sandbox platform's client secret, created on first run like the keys.
+        # The sandbox platform's client secret, created on first run like the keys,
+        # and its grants, kept with the rest of the state so restarts keep them.
         sandbox_oauth.ensure_client_secret(settings)
+        sandbox_oauth.provider.keep_grants_in(home / "sandbox")
+        # Clerk's webhooks: CLERK_WEBHOOK_SECRET, or a secret generated on first run.
         _webhook_secret(settings)
         # First run creates the local key directory (0700) and its first key (0600).
         newest = runtime.secrets.keyring()[0][0]
@@ -89,29 +164,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         # The local identity provider: its JWKS is what CLERK_JWKS_URL names locally.
         app = LocalServer(runtime, extra=[LocalIssuer.load_or_create(home).router()])
-        try:
-            server = make_server(args.host, args.port, app, threaded=True)
-        except OSError as exc:
-            print(
-                f"cosma: cannot listen on {args.host}:{args.port} ({exc.strerror});"
-                " is another server running? Set PORT to use another port.",
-                file=sys.stderr,
+        server = make_local_server(args.host, port, app, fd=sock.fileno())
+        sock.close()  # the server holds its own duplicate of the socket
+        claim.publish(
+            instance.ServerRecord(
+                pid=os.getpid(),
+                url=public,
+                issuer=settings.clerk_issuer,
+                azp=settings.allowed_origins[0],
             )
-            return 1
-        base = f"http://{args.host}:{args.port}"
-        print(
-            f"\ncosma: serving every function on {base}\n"
-            f"  curl {base}/healthz\n"
-            f"  curl -i {base}/no-such-path      # a problem+json 404\n"
-            "  TOKEN=$(.venv/bin/cosma dev-token --user u1 --org o1 --role admin)"
-            "   # via signed Clerk webhooks\n"
-            f'  curl -H "Authorization: Bearer $TOKEN" {base}/auth/session\n'
-            "  (README.md walks through connecting the sandbox platform, a sync and a query.)\n"
-            "Ctrl-C stops the server and the embedded Postgres.\n",
-            flush=True,
         )
-        # `kill` (SIGTERM) stops as cleanly as Ctrl-C: the server, then Postgres.
-        signal.signal(signal.SIGTERM, _interrupt)
+        print(banner(public), flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
@@ -122,9 +185,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         # A second Ctrl-C must not leave Postgres half stopped.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         db.stop()
-        print("cosma: stopped", flush=True)
+    print("cosma: stopped", flush=True)
     return 0
+
+
+def banner(base: str) -> str:
+    """What `cosma serve` prints once it listens: commands that work as printed,
+    from any shell (they find this server through the state folder)."""
+    return (
+        f"\ncosma: serving every function on {base}\n"
+        f"  API reference: {base}/docs  (the OpenAPI document: {base}/openapi.json)\n"
+        f"  curl {base}/healthz\n"
+        f"  curl -i {base}/no-such-path      # a problem+json 404\n"
+        "  TOKEN=$(.venv/bin/cosma dev-token --user u1 --org o1 --role admin)"
+        "   # via signed Clerk webhooks\n"
+        f'  curl -H "Authorization: Bearer $TOKEN" {base}/auth/session\n'
+        "  (README.md walks through connecting the sandbox platform, a sync and a query.)\n"
+        "Ctrl-C stops the server and the embedded Postgres.\n"
+    )
+
+
+def cmd_url(args: argparse.Namespace) -> int:
+    from cosma import instance
+
+    record = instance.running(state_dir())
+    if record is None:
+        print(_not_running(), file=sys.stderr)
+        return 1
+    print(record.url)
+    return 0
+
+
+def _not_running() -> str:
+    return (
+        f"cosma: no local server is running on the state in {state_dir()};"
+        " start it with `make run` (in another terminal)"
+    )
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -155,14 +253,47 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     try:
         with psycopg.connect(url) as conn:
             broken = audit.verify(conn, args.org)
+            checked = _audit_census(conn, args.org)
     finally:
         stop()
+    records, orgs = checked
+    if not broken and records == 0:
+        if args.org:
+            print(
+                f"audit-verify: organization {args.org!r} has no audit records, so nothing was"
+                " checked (is the id right? `--org` takes the organization id, e.g. o1)",
+                file=sys.stderr,
+            )
+            return 1
+        print("audit-verify: no audit records yet, nothing to check")
+        return 0
     if not broken:
-        print("audit chain intact")
+        print(f"audit chain intact: {records} record(s) of {orgs} organization(s) checked")
         return 0
     for link in broken:
         print(f"broken: org={link.org_id} seq={link.seq} id={link.id}: {link.reason}")
     return 1
+
+
+def _audit_census(conn: Any, org: str | None) -> tuple[int, int]:
+    """How many audit records (and of how many organizations) a verification read."""
+    row = conn.execute(
+        "select count(*), count(distinct org_id) from audit_log"
+        " where %(org)s::text is null or org_id = %(org)s",
+        {"org": org},
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def _client_id(value: str) -> str:
+    """argparse type of `--client`: a client id is a UUID."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a client id: client ids are UUIDs"
+            " (`--create-client NAME` makes a client and prints its id)"
+        ) from None
 
 
 def _webhook_secret(settings: Settings) -> None:
@@ -215,93 +346,131 @@ class _LocalApi:
                     return exc.code, None
 
 
-def cmd_dev_token(args: argparse.Namespace) -> int:
-    """Clerk's part, played locally: signed webhooks make the organization and the
-    member on the running server; clients and assignments go through its API."""
+def _running_server(command: str) -> Any:
+    """The running local server's record (its address, issuer and azp), or None with
+    a sentence on stderr: Clerk's events and the API calls go to it."""
+    from cosma import instance
+
+    home = state_dir()
+    server = instance.running(home)
+    if server is None:
+        print(
+            f"{command}: no local server is running on the state in {home}; start it with"
+            " `make run` (it receives the signed Clerk events this command sends)",
+            file=sys.stderr,
+        )
+    return server
+
+
+def _signing_secret(command: str) -> str | None:
+    from cosma import clerk_events
+
+    home = state_dir()
+    folder = Settings.from_env().secrets_dir or home / "secrets"
+    try:
+        return clerk_events.local_secret(Path(folder))
+    except FileNotFoundError as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return None
+
+
+def _membership_id(org_id: str, user_id: str) -> str:
+    """The same membership id on every run for a user and organization, as in Clerk."""
     import hashlib
+
+    return "orgmem_" + hashlib.sha256(f"{org_id}/{user_id}".encode()).hexdigest()[:24]
+
+
+def _send(command: str, base: str, secret: str, kind: str, data: dict[str, Any]) -> bool:
     import urllib.error
 
     from cosma import clerk_events
+
+    try:
+        status = clerk_events.send(base, secret, clerk_events.event(kind, data))
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"{command}: cannot reach the local server at {base} ({exc})", file=sys.stderr)
+        return False
+    if status != 200:
+        hint = (
+            f" (is {clerk_events.ENV} the same for it and for this command?)"
+            if status == 401
+            else ""
+        )
+        print(f"{command}: the local server answered {status} to {kind}{hint}", file=sys.stderr)
+        return False
+    return True
+
+
+def cmd_dev_token(args: argparse.Namespace) -> int:
+    """Clerk's part, played locally: signed webhooks make the organization and the
+    member on the running server; clients and assignments go through its API."""
+    from cosma import clerk_events
     from cosma.issuer import LocalIssuer
 
-    home = state_dir()
-    home.mkdir(parents=True, exist_ok=True)
-    settings = local_settings("", "", home)
-    base = os.environ.get("COSMA_URL", "") or settings.public_url
-    try:
-        secret = clerk_events.local_secret(Path(settings.secrets_dir or home / "secrets"))
-    except FileNotFoundError as exc:
-        print(f"dev-token: {exc}", file=sys.stderr)
+    server = _running_server("dev-token")
+    secret = _signing_secret("dev-token")
+    if server is None or secret is None:
         return 2
-    clerk_role = args.clerk_role or f"org:{args.role}"
-    org = clerk_events.organization(args.org, args.org, data_location=args.data_location)
-    # The same membership id on every run for this user and organization, as in Clerk.
-    digest = hashlib.sha256(f"{args.org}/{args.user}".encode()).hexdigest()[:24]
-    membership = clerk_events.membership(
-        org, args.user, clerk_role, membership_id=f"orgmem_{digest}"
-    )
-    try:
-        for kind, data in (
-            ("organization.created", org),
-            ("organizationMembership.created", membership),
-        ):
-            status = clerk_events.send(base, secret, clerk_events.event(kind, data))
-            if status != 200:
-                print(
-                    f"dev-token: the local server answered {status} to {kind}"
-                    f" (is {clerk_events.ENV} the same for it and for this command?)",
-                    file=sys.stderr,
-                )
-                return 2
-    except (urllib.error.URLError, OSError) as exc:
+    if (args.client or args.create_client) and args.role != "admin" and not args.admin:
         print(
-            f"dev-token: cannot reach the local server at {base} ({exc}): is `make run` going?",
+            "dev-token: --client and --create-client go through the API, where admins"
+            " create and assign clients: name an admin of the organization with --admin",
             file=sys.stderr,
         )
         return 2
-    issuer = LocalIssuer.load_or_create(home)
+    issuer = LocalIssuer.load_or_create(state_dir())
 
     def mint(user: str, role: str) -> str:
         return issuer.mint(
             user_id=user,
             org_id=args.org,
             role=role,
-            issuer=settings.clerk_issuer,
-            azp=settings.allowed_origins[0],
+            issuer=server.issuer,
+            azp=server.azp,
             ttl=args.ttl,
         )
 
-    token = mint(args.user, args.role)
-    if args.client or args.create_client:
-        if args.role != "admin" and not args.admin:
+    api = _LocalApi(server.url)
+    acting = mint(args.admin or args.user, "admin")
+    # The clients to assign must be the organization's, checked before anything changes.
+    for client_id in args.client:
+        status, _ = api.call("GET", f"/clients/{client_id}", acting)
+        if status != 200:
             print(
-                "dev-token: --client and --create-client go through the API, where admins"
-                " create and assign clients: name an admin of the organization with --admin",
+                f"dev-token: organization {args.org} has no client {client_id} that its admin"
+                " can see; `--create-client NAME` makes one. Nothing was changed.",
                 file=sys.stderr,
             )
             return 2
-        acting = token if args.role == "admin" else mint(args.admin, "admin")
-        code = _dev_clients(_LocalApi(base), acting, args)
+    org = clerk_events.organization(args.org, args.org, data_location=args.data_location)
+    membership = clerk_events.membership(
+        org,
+        args.user,
+        args.clerk_role or f"org:{args.role}",
+        membership_id=_membership_id(args.org, args.user),
+    )
+    for kind, data in (
+        ("organization.created", org),
+        ("organizationMembership.created", membership),
+    ):
+        if not _send("dev-token", server.url, secret, kind, data):
+            return 2
+    if args.client or args.create_client:
+        code = _dev_clients(api, acting, args)
         if code:
             return code
-    print(token)
+    print(mint(args.user, args.role))
     return 0
 
 
 def cmd_dev_event(args: argparse.Namespace) -> int:
-    """One signed Clerk event to the local server, e.g. a membership's deletion."""
-    import hashlib
-    import urllib.error
-
+    """One signed Clerk event to the running server, e.g. a membership's deletion."""
     from cosma import clerk_events
 
-    home = state_dir()
-    settings = local_settings("", "", home)
-    base = os.environ.get("COSMA_URL", "") or settings.public_url
-    try:
-        secret = clerk_events.local_secret(Path(settings.secrets_dir or home / "secrets"))
-    except FileNotFoundError as exc:
-        print(f"dev-event: {exc}", file=sys.stderr)
+    server = _running_server("dev-event")
+    secret = _signing_secret("dev-event")
+    if server is None or secret is None:
         return 2
     kind = args.type
     needs_user = kind == "user.deleted" or kind.startswith("organizationMembership.")
@@ -309,25 +478,21 @@ def cmd_dev_event(args: argparse.Namespace) -> int:
         print(f"dev-event: {kind} needs --user", file=sys.stderr)
         return 2
     org = clerk_events.organization(args.org, args.org, data_location=args.data_location)
-    data: dict[str, object]
+    data: dict[str, Any]
     if kind == "organization.deleted":
         data = clerk_events.deleted("organization", args.org)
     elif kind == "user.deleted":
         data = clerk_events.deleted("user", args.user)
     elif kind.startswith("organizationMembership."):
-        digest = hashlib.sha256(f"{args.org}/{args.user}".encode()).hexdigest()[:24]
         data = clerk_events.membership(
-            org, args.user, args.clerk_role, membership_id=f"orgmem_{digest}"
+            org, args.user, args.clerk_role, membership_id=_membership_id(args.org, args.user)
         )
     else:
         data = org
-    try:
-        status = clerk_events.send(base, secret, clerk_events.event(kind, data))
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"dev-event: cannot reach the local server at {base} ({exc})", file=sys.stderr)
-        return 2
-    print(f"{kind}: {status}")
-    return 0 if status == 200 else 1
+    if not _send("dev-event", server.url, secret, kind, data):
+        return 1
+    print(f"{kind}: applied")
+    return 0
 
 
 def _dev_clients(api: _LocalApi, token: str, args: argparse.Namespace) -> int:
@@ -344,14 +509,13 @@ def _dev_clients(api: _LocalApi, token: str, args: argparse.Namespace) -> int:
             return 2
         print(f"client {name}: {body['id']}", file=sys.stderr)
         clients.append(body["id"])
-    if args.role != "admin":  # admins reach every client of their organization
-        for client_id in clients:
-            status, body = api.call("PUT", f"/clients/{client_id}/assignments/{args.user}", token)
-            if status != 204:
-                print(
-                    f"dev-token: assigning {client_id} answered {status}: {body}", file=sys.stderr
-                )
-                return 2
+    if args.role == "admin":
+        return 0  # an admin reaches every client of its organization: nothing to assign
+    for client_id in clients:
+        status, body = api.call("PUT", f"/clients/{client_id}/assignments/{args.user}", token)
+        if status != 204:
+            print(f"dev-token: assigning {client_id} answered {status}: {body}", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -376,7 +540,7 @@ def _directory_settings() -> tuple[Settings, Callable[[], None]]:
         stop()
         raise
     directory_url = localdb.with_user(url, migrate.DIRECTORY, "")
-    return local_settings("", "", home, directory_url), stop
+    return local_settings("", "", home, directory_database_url=directory_url), stop
 
 
 def cmd_directory_reconcile(args: argparse.Namespace) -> int:
@@ -446,7 +610,10 @@ def _worker_settings() -> tuple[Settings, Callable[[], None]]:
         raise
     # The embedded server trusts its unix socket; the role, not a password, matters.
     worker_url = localdb.with_user(url, migrate.WORKER, "")
-    return local_settings("", worker_url, home), stop
+    from cosma import instance
+
+    server = instance.running(home)
+    return local_settings("", worker_url, home, public=server.url if server else None), stop
 
 
 def cmd_rotate_keys(args: argparse.Namespace) -> int:
@@ -530,9 +697,19 @@ def cmd_keys_check(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """One sync invocation on the worker role, as POST /sync runs it (no OIDC locally)."""
+    from cosma import instance
     from shared.runtime import Runtime
     from shared.sync import leases, runner
 
+    if not os.environ.get("WORKER_DATABASE_URL") and instance.running(state_dir()) is None:
+        # Locally the sandbox's OAuth provider and report API are the server's own
+        # routes: a sync without it would put every connection into back-off.
+        print(
+            f"{_not_running()}: the sandbox platform's provider runs in it. Nothing was"
+            " synced and no connection changed.",
+            file=sys.stderr,
+        )
+        return 2
     settings, stop = _worker_settings()
     runtime = Runtime(settings)
     try:
@@ -541,10 +718,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
         def show(result: runner.RunResult) -> None:
             error = f" ({result.error_class})" if result.error_class else ""
+            window = (
+                f"window {result.window_from}..{result.window_to}"
+                if result.window_from and result.window_to
+                else "no report read"
+            )
             print(
                 f"connection {result.connection_id}: {result.recorded_outcome}{error},"
                 f" {result.rows} rows, {result.accounts} account(s),"
-                f" window {result.window_from}..{result.window_to}, {result.duration_ms} ms",
+                f" {window}, {result.duration_ms} ms",
                 flush=True,
             )
             for line in result.health:
@@ -570,6 +752,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     serve.set_defaults(func=cmd_serve)
+    url = sub.add_parser("url", help="print the running local server's address")
+    url.set_defaults(func=cmd_url)
     mig = sub.add_parser("migrate", help="apply migrations to DATABASE_URL")
     mig.set_defaults(func=cmd_migrate)
     ver = sub.add_parser("audit-verify", help="verify the audit hash chains")

@@ -12,12 +12,14 @@ with its work.
   is a Conflict (data never moves silently). Admins provision ("manage"); the
   OAuth callback provisions for editors through `ensure_dataset`, inside its
   own transaction, once it has checked "connect" on the client.
-- `erase_client` drops every dataset of the client (with their contents),
-  deletes its connections' token ciphertext, deletes the client row (which
-  cascades to connections, datasets, OAuth states, sync runs and
-  assignments) and writes the audit record; audit rows are never deleted.
-  The work itself is `erase`, which the directory also runs when Clerk
-  deletes an organization (`shared.directory.erasure`).
+- `erase_client` revokes every grant of the client at its provider (as
+  disconnect does, saying truthfully which were revoked), drops every dataset
+  of the client (with their contents), deletes its connections' token
+  ciphertext, deletes the client row (which cascades to connections, datasets,
+  OAuth states, sync runs and assignments) and writes the audit record; audit
+  rows are never deleted. The work itself is `erase`, which the directory
+  runs too when Clerk deletes an organization (`shared.directory.erasure`),
+  in its own transactions and with its own record.
 - `export_client` writes the client's rows as Parquet files under the export
   folder (a GCS bucket in the cloud would take this place; it is local here).
 """
@@ -25,12 +27,15 @@ with its work.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from shared import errors
 from shared.policy import Client, access_client
+from shared.revocation import Disconnected, Revocation, revoke_stored
 from shared.tenancy import TenantTransaction, tenant
 from shared.warehouse.ids import (
     PLATFORMS,
@@ -166,61 +171,139 @@ def drop(
 class Erasure:
     client_id: str
     datasets_dropped: int
-    connections_revoked: int
+    # Every connection of the client, with what its provider said of the grant.
+    disconnected: tuple[Disconnected, ...]
 
     def public(self) -> dict[str, Any]:
+        revoked = sum(1 for d in self.disconnected if d.revocation.revoked)
         return {
             "client_id": self.client_id,
             "datasets_dropped": self.datasets_dropped,
-            "connections_revoked": self.connections_revoked,
+            "connections_disconnected": len(self.disconnected),
+            "grants_revoked": revoked,
+            "grants_not_revoked": len(self.disconnected) - revoked,
+            "connections": [d.public() for d in self.disconnected],
         }
 
     def detail(self) -> str:
-        return f"erased: datasets={self.datasets_dropped} connections={self.connections_revoked}"
+        """For the audit record: counts, and which grants were not revoked and why."""
+        not_revoked = [
+            f"{d.connection_id}:{d.revocation.reason}"
+            for d in self.disconnected
+            if not d.revocation.revoked
+        ]
+        return (
+            f"erased: datasets={self.datasets_dropped} connections={len(self.disconnected)}"
+            f" revoked={len(self.disconnected) - len(not_revoked)}"
+            + (f" not_revoked={','.join(not_revoked)}" if not_revoked else "")
+        )
+
+
+_HELD = (
+    "select id::text, platform, token_ciphertext, external_account_id"
+    " from connections where client_id = %s order by created_at"
+)
 
 
 def erase_client(
     runtime: Runtime, principal: Principal, audit: RequestAudit, client_id: str
 ) -> Erasure:
     """Everything of the client goes except its audit trail; see the module docstring."""
-    with tenant(runtime.db, principal) as tx:
-        client = access_client(tx, principal, "manage", client_id)
-        erasure = erase(runtime, tx, client.id)
-        audit.record(tx, resource=f"/clients/{client.id}", detail=erasure.detail())
-    return erasure
+
+    def resolve(tx: TenantTransaction, wanted: str) -> str:
+        return access_client(tx, principal, "manage", wanted).id
+
+    def record(tx: TenantTransaction, erasure: Erasure) -> None:
+        audit.record(tx, resource=f"/clients/{erasure.client_id}", detail=erasure.detail())
+
+    return erase(
+        runtime,
+        principal.org_id,
+        client_id,
+        transaction=lambda: tenant(runtime.db, principal),
+        resolve=resolve,
+        record=record,
+    )
 
 
 class Executes(Protocol):
-    """A transaction that runs statements: the caller's (`TenantTransaction`) or the
-    directory's, when Clerk deleted the organization."""
+    """A transaction that runs statements: the caller's (`TenantTransaction`), or
+    the directory's when Clerk deleted the organization."""
 
     def execute(self, query: Any, params: Any = None) -> psycopg.Cursor[Any]: ...
 
 
-def erase(runtime: Runtime, tx: Executes, client_id: str) -> Erasure:
-    """The erasure itself, inside `tx`, of a client whose caller was checked already:
-    `DELETE /clients/{id}` and a Clerk organization's deletion both come here."""
-    # Tokens first: even if a later step fails and is retried, no query in between
-    # could still use them (the whole transaction commits or nothing does).
-    revoked = tx.execute(
-        "update connections set token_ciphertext = null, key_version = null,"
-        " status = 'revoked', updated_at = now() where client_id = %s",
-        (client_id,),
-    ).rowcount
-    dataset_ids = [
-        r[0]
-        for r in tx.execute(
-            "select dataset_id from datasets where client_id = %s", (client_id,)
-        ).fetchall()
-    ]
-    # Also the ids of datasets never recorded (a provisioning that died before its commit).
-    expected = {dataset_id_for(runtime.settings.env, client_id, p) for p in PLATFORMS}
-    for dataset_id in sorted(expected | set(dataset_ids)):
-        runtime.warehouse.drop_dataset(dataset_id)
-    deleted = tx.execute("delete from clients where id = %s", (client_id,)).rowcount
-    if deleted != 1:
-        raise errors.NotFound("No such client.")
-    return Erasure(client_id, len(dataset_ids), revoked)
+T = TypeVar("T", bound=Executes)
+
+
+def erase(
+    runtime: Runtime,
+    org_id: str,
+    client_id: str,
+    *,
+    transaction: Callable[[], AbstractContextManager[T]],
+    resolve: Callable[[T, str], str],
+    record: Callable[[T, Erasure], None],
+) -> Erasure:
+    """The erasure of `org_id`'s client: `DELETE /clients/{id}` and a Clerk
+    organization's deletion both come here.
+
+    `transaction` opens the caller's transaction, `resolve` checks the client
+    in it (raising NotFound) and gives its canonical id, `record` writes the
+    caller's audit record with the work. Grants are revoked at their providers
+    before the erasure transaction, with no transaction open while the
+    providers answer; a connection made in between is revoked inside it. A
+    failure after revocation leaves the client in place with its tokens
+    deleted or not, and a retry converges (a grant already dead is reported as
+    revoked).
+    """
+    with transaction() as tx:
+        client = resolve(tx, client_id)
+        held = tx.execute(_HELD, (client,)).fetchall()
+    done = {row[0]: _revoke_held(runtime, org_id, row) for row in held}
+    with transaction() as tx:
+        client = resolve(tx, client)
+        for row in tx.execute(_HELD, (client,)).fetchall():
+            if row[0] not in done:  # connected while we were revoking
+                done[row[0]] = _revoke_held(runtime, org_id, row)
+        # Tokens first: even if a later step fails and is retried, no query in between
+        # could still use them (the whole transaction commits or nothing does).
+        tx.execute(
+            "update connections set token_ciphertext = null, key_version = null,"
+            " status = 'disconnected', updated_at = now() where client_id = %s",
+            (client,),
+        )
+        dataset_ids = [
+            r[0]
+            for r in tx.execute(
+                "select dataset_id from datasets where client_id = %s", (client,)
+            ).fetchall()
+        ]
+        # Also the ids of datasets never recorded (a provisioning that died before its commit).
+        expected = {dataset_id_for(runtime.settings.env, client, p) for p in PLATFORMS}
+        for dataset_id in sorted(expected | set(dataset_ids)):
+            runtime.warehouse.drop_dataset(dataset_id)
+        deleted = tx.execute("delete from clients where id = %s", (client,)).rowcount
+        if deleted != 1:
+            raise errors.NotFound("No such client.")
+        erasure = Erasure(client, len(dataset_ids), tuple(done.values()))
+        record(tx, erasure)
+    return erasure
+
+
+def _revoke_held(runtime: Runtime, org_id: str, row: Any) -> Disconnected:
+    connection_id, platform, ciphertext, external_user_id = row
+    if ciphertext is None:
+        return Disconnected(connection_id, platform, Revocation(False, "no_token"))
+    revocation = revoke_stored(
+        runtime,
+        org_id=org_id,
+        connection_id=connection_id,
+        platform_name=platform,
+        ciphertext=bytes(ciphertext),
+        external_user_id=external_user_id,
+    )
+    return Disconnected(connection_id, platform, revocation)
 
 
 def export_dir(runtime: Runtime) -> Path:

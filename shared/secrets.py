@@ -239,21 +239,18 @@ class MountedSecrets(Secrets):
 
     def __init__(
         self,
-        keyring_dir: Path | None,
+        keyring_dir: Path,
         secrets_dir: Path | None = None,
         *,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        # None: a function that is given named secrets but no keyring (directory).
-        self.keyring_dir = Path(keyring_dir) if keyring_dir is not None else None
+        self.keyring_dir = Path(keyring_dir)
         self._named = _NamedFromFiles(secrets_dir, environ)
 
     def get(self, name: str) -> str:
         return self._named.get(name)
 
     def keyring(self) -> Keyring:
-        if self.keyring_dir is None:
-            raise errors.Unavailable("The token keyring is not mounted here.")
         return _read_keyring_dir(self.keyring_dir, owner_only=False)
 
 
@@ -358,7 +355,7 @@ def secrets_from_settings(settings: Settings) -> Secrets:
     """Local keys for local and test, mounted files when configured, else the API."""
     if settings.env in ("local", "test"):
         return LocalSecrets(settings.keyring_dir or Path(".cosma") / "keys", settings.secrets_dir)
-    if settings.keyring_dir is not None or settings.secrets_backend == "mounted":
+    if settings.keyring_dir is not None:
         return MountedSecrets(settings.keyring_dir, settings.secrets_dir)
     return SecretManagerSecrets(
         settings.gcp_project,

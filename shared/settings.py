@@ -106,10 +106,6 @@ class Settings:
     secrets_dir: Path | None = None
     gcp_project: str = ""
     keyring_secret_name: str = "token-keyring"  # noqa: S105 (a secret's name, not a value)
-    # Where named secrets come from: "" decides from the other settings (local keys,
-    # mounted keyring, else the Secret Manager API); "mounted" reads the platform's
-    # mounted files and variables, for a function that holds secrets but no keyring.
-    secrets_backend: str = ""
     secret_manager_endpoint: str = ""
     # Warehouse.
     warehouse: str = "duckdb"
@@ -136,6 +132,9 @@ class Settings:
     sync_interval_s: int = 24 * 3600
     sync_first_days: int = 90
     sync_api_timeout_s: float = 30.0
+    # "Sync now" (`POST /connections/{id}/sync`): at most once per connection in
+    # this many seconds, so members cannot hammer a platform through us.
+    sync_now_cooldown_s: int = 900
     # Observability.
     sentry_dsn: str = ""
     # Or the name of the secret holding the DSN (the secrets port reads it).
@@ -200,7 +199,6 @@ class Settings:
             "secrets_dir": path("COSMA_SECRETS_DIR"),
             "gcp_project": get("GCP_PROJECT"),
             "keyring_secret_name": get("COSMA_KEYRING_SECRET", "token-keyring"),
-            "secrets_backend": get("COSMA_SECRETS_BACKEND"),
             "secret_manager_endpoint": get("SECRET_MANAGER_ENDPOINT"),
             "warehouse": get("COSMA_WAREHOUSE", "bigquery" if get("GCP_PROJECT") else "duckdb"),
             "warehouse_dir": path("COSMA_WAREHOUSE_DIR"),
@@ -223,6 +221,7 @@ class Settings:
             "sync_interval_s": int(get("COSMA_SYNC_INTERVAL_S", str(24 * 3600))),
             "sync_first_days": int(get("COSMA_SYNC_FIRST_DAYS", "90")),
             "sync_api_timeout_s": float(get("COSMA_SYNC_API_TIMEOUT_S", "30")),
+            "sync_now_cooldown_s": int(get("COSMA_SYNC_NOW_COOLDOWN_S", "900")),
             "sentry_dsn": get("SENTRY_DSN"),
             "sentry_dsn_secret": get("SENTRY_DSN_SECRET"),
             "release": get("COSMA_RELEASE"),

@@ -119,6 +119,24 @@ def client(server: LocalServer) -> Client:
     return Client(server)
 
 
+@pytest.fixture
+def isolated(pg: localdb.LocalDatabase, settings: Settings) -> Iterator[tuple[Runtime, Seeder]]:
+    """A migrated database of the test's own, with its runtime and seeder: for work
+    that reads every organization or every due connection (a reconcile, a lease)."""
+    from tests.support.sync_env import sync_database
+
+    db = sync_database(pg)
+    runtime = Runtime(
+        settings.with_changes(
+            database_url=db.app_url,
+            worker_database_url=db.worker_url,
+            directory_database_url=db.directory_url,
+        )
+    )
+    yield runtime, Seeder(db.admin_url)
+    runtime.close()
+
+
 @pytest.fixture(scope="session")
 def webhook_secret(settings: Settings) -> str:
     """The suite's Clerk webhook signing secret, where the local secrets port reads it."""

@@ -1,11 +1,12 @@
 """A deleted Clerk organization's clients, erased through the path of DELETE /clients/{id}.
 
 `organization.deleted` suspends the organization in the event's transaction
-(members removed, tokens deleted); its clients are then erased here one per
-transaction, each with `shared.provisioning.erase` (datasets dropped with
-their rows, tokens deleted, the client row and everything that cascades from
-it) and its own audit record (action `clients.erase`, actor `clerk`), as an
-admin's `DELETE /clients/{id}` would leave. A webhook erases for at most
+(members removed, so every request is refused; sync leases none of its
+connections); its clients are then erased here one at a time, each with
+`shared.provisioning.erase` (grants revoked at their providers, datasets
+dropped with their rows, tokens deleted, the client row and everything that
+cascades from it) and its own audit record (action `clients.erase`, actor
+`clerk`), as an admin's `DELETE /clients/{id}` would leave. A webhook erases for at most
 `directory_erase_budget_s`; whatever is left (a timeout, a warehouse outage)
 is erased by the next reconcile, which looks at every suspended organization.
 A fault halfway loses nothing: each client is erased whole or not at all, and
@@ -15,6 +16,8 @@ erasing is idempotent.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -69,22 +72,40 @@ def _erase_one(
 
     with store.transaction(runtime, request_id=request_id, via=via) as tx:
         tx.act_for(org_id)
-        suspended = tx.execute(
-            "select 1 from organizations where id = %s and suspended_at is not null", (org_id,)
-        ).fetchone()
-        if suspended is None:
-            return 0  # only a deleted organization's clients are erased here
-        rows = tx.execute(
-            "select id::text from clients where org_id = %s order by created_at, id", (org_id,)
-        ).fetchall()
+        rows = tx.execute(_SUSPENDED_CLIENTS + " order by c.created_at, c.id", (org_id,)).fetchall()
         if not rows or runtime.clock() >= deadline:
             return len(rows)
-        client_id = rows[0][0]
-        erasure = provisioning.erase(runtime, tx, client_id)
+    first = rows[0][0]
+
+    @contextmanager
+    def transaction() -> Iterator[store.DirectoryTransaction]:
+        with store.transaction(runtime, request_id=request_id, via=via) as tx:
+            tx.act_for(org_id)
+            yield tx
+
+    def resolve(tx: store.DirectoryTransaction, wanted: str) -> str:
+        # Still a client of this organization, and the organization still deleted.
+        row = tx.execute(_SUSPENDED_CLIENTS + " and c.id = %s", (org_id, wanted)).fetchone()
+        if row is None:
+            raise errors.NotFound("No such client.")
+        return str(row[0])
+
+    def record(tx: store.DirectoryTransaction, erasure: provisioning.Erasure) -> None:
         tx.audit(
             org_id,
             "clients.erase",
-            f"/clients/{client_id}",
+            f"/clients/{erasure.client_id}",
             detail=f"{erasure.detail()} cause=organization.deleted",
         )
+
+    provisioning.erase(
+        runtime, org_id, first, transaction=transaction, resolve=resolve, record=record
+    )
     return None
+
+
+# A suspended (deleted) organization's clients, oldest first.
+_SUSPENDED_CLIENTS = (
+    "select c.id::text from clients c join organizations o on o.id = c.org_id"
+    " where c.org_id = %s and o.suspended_at is not null"
+)

@@ -241,8 +241,10 @@ def _write_organization(tx: DirectoryTransaction, org: events.Organization) -> t
 
 
 def delete_organization(tx: DirectoryTransaction, org_id: str, version: int, action: str) -> Change:
-    """`organization.deleted`: suspended at once (members removed, tokens deleted), its
-    clients left to `shared.directory.erasure` (the same path as DELETE /clients/{id})."""
+    """`organization.deleted`: suspended at once (members removed: every request is
+    refused; sync leases nothing of a suspended organization), its clients left to
+    `shared.directory.erasure` (the same path as DELETE /clients/{id}), which
+    revokes their grants before it deletes the tokens."""
     tx.act_for(org_id)
     _lock(tx, "organization", org_id)
     state = _state(tx, "organization", org_id)
@@ -254,12 +256,6 @@ def delete_organization(tx: DirectoryTransaction, org_id: str, version: int, act
         " returning id",
         (org_id,),
     ).fetchone()
-    revoked = tx.execute(
-        "update connections set token_ciphertext = null, key_version = null, status = 'revoked',"
-        " updated_at = now() where org_id = %s and (token_ciphertext is not null"
-        " or status <> 'revoked')",
-        (org_id,),
-    ).rowcount
     users = tuple(
         r[0]
         for r in tx.execute(
@@ -273,9 +269,7 @@ def delete_organization(tx: DirectoryTransaction, org_id: str, version: int, act
         org_id,
         action,
         f"/organizations/{org_id}",
-        detail=(
-            f"{held}: members={len(users)} connections_revoked={revoked} clients_to_erase={clients}"
-        ),
+        detail=(f"{held}: members={len(users)} clients_to_erase={clients}"),
     )
     return Change("removed", org_id, users=users, erase=clients > 0)
 

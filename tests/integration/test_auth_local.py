@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from werkzeug.test import Client
 
+from cosma import instance
 from cosma.issuer import JWKS_PATH, LocalIssuer
 from cosma.server import LocalServer
 from shared.runtime import Runtime
@@ -89,17 +90,19 @@ def local_server(
         )
         runtime = Runtime(local)
         holder["server"] = LocalServer(runtime, extra=[issuer.router()])
+        # Published in the state folder as `cosma serve` does: dev-token finds it there.
+        claim = instance.claim(tmp_path)
+        assert claim is not None
+        claim.publish(instance.ServerRecord(os.getpid(), base, base, "http://localhost:3000"))
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("COSMA_", "CLERK_"))},
             "COSMA_HOME": str(tmp_path),
-            "COSMA_URL": base,
-            "CLERK_ISSUER": base,
             "CLERK_WEBHOOK_SECRET": webhook_secret,
-            "COSMA_ALLOWED_ORIGINS": "http://localhost:3000",
         }
         try:
             yield base, env
         finally:
+            claim.release()
             runtime.close()
 
 

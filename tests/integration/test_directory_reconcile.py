@@ -13,12 +13,11 @@ import psycopg
 import pytest
 from werkzeug.test import Client
 
-from cosma import clerk_events, localdb
+from cosma import clerk_events
 from cosma.server import LocalServer
 from shared import errors
 from shared.directory import reconcile
 from shared.runtime import Runtime
-from shared.settings import Settings
 from tests.support.clerk import BackendApi, Webhooks, new_id
 from tests.support.google_certs import SCHEDULER_EMAIL, GoogleCerts
 from tests.support.seed import Seeder
@@ -43,24 +42,6 @@ def clerk() -> Iterator[tuple[BackendApi, str]]:
     fake = BackendApi()
     with serve(fake) as url:
         yield fake, f"{url}/v1"
-
-
-@pytest.fixture
-def isolated(pg: localdb.LocalDatabase, settings: Settings) -> Iterator[tuple[Runtime, Seeder]]:
-    """A database of its own: a reconcile compares *every* organization we hold."""
-    from tests.support.sync_env import sync_database
-
-    db = sync_database(pg)
-    runtime = Runtime(
-        settings.with_changes(
-            database_url=db.app_url,
-            worker_database_url=db.worker_url,
-            directory_database_url=db.directory_url,
-            reconcile_budget_s=60.0,
-        )
-    )
-    yield runtime, Seeder(db.admin_url)
-    runtime.close()
 
 
 def run(

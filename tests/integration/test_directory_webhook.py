@@ -629,29 +629,37 @@ def test_organization_deleted_suspends_at_once_and_erases_its_clients(
     )
 
 
-def test_a_deleted_organizations_tokens_are_gone_before_its_erasure_finishes(
-    settings: Settings, webhook_secret: str, seeder: Seeder
+def test_a_deleted_organization_is_not_synced_while_its_erasure_waits(
+    isolated: tuple[Runtime, Seeder], webhook_secret: str
 ) -> None:
-    org = seeder.org()
-    connection = seeder.connection(org, org.clients[0])
-    rows(
-        seeder,
-        "update connections set token_ciphertext = 'sealed', key_version = '1' where id = %s"
-        " returning 1",
-        (connection,),
-    )
+    from shared.directory import erasure
+    from shared.sync import leases
+
+    runtime, seeder = isolated
+    deleted, other = seeder.org(), seeder.org()
+    gone = seeder.connection(deleted, deleted.clients[0])
+    kept = seeder.connection(other, other.clients[0])
     # No erasure time at all: the event suspends, the reconcile erases later.
-    runtime = Runtime(settings.with_changes(directory_erase_budget_s=0.0))
+    waiting = Runtime(runtime.settings.with_changes(directory_erase_budget_s=0.0))
     try:
-        hooks = Webhooks(Client(LocalServer(runtime)), webhook_secret)
-        hooks.send("organization.deleted", clerk_events.deleted("organization", org.id))
+        hooks = Webhooks(Client(LocalServer(waiting)), webhook_secret)
+        hooks.send("organization.deleted", clerk_events.deleted("organization", deleted.id))
     finally:
-        runtime.close()
-    assert rows(
-        seeder, "select status, token_ciphertext from connections where id = %s", (connection,)
-    ) == [("revoked", None)]
-    assert len(rows(seeder, "select 1 from clients where org_id = %s", (org.id,))) == 2
-    assert rows(seeder, "select 1 from members where org_id = %s", (org.id,)) == []
+        waiting.close()
+    assert rows(seeder, "select 1 from members where org_id = %s", (deleted.id,)) == []
+    assert len(rows(seeder, "select 1 from clients where org_id = %s", (deleted.id,))) == 2
+    taken = leases.take(runtime.worker_db, "test", limit=10, lease_s=60)
+    assert [lease.connection_id for lease in taken] == [kept]
+    # The erasure the reconcile runs: the same path as DELETE /clients/{id}.
+    done = erasure.erase_clients(
+        runtime, deleted.id, deadline=runtime.clock() + 60, request_id="t", via="reconcile"
+    )
+    assert (done.clients, done.left) == (2, 0)
+    assert rows(seeder, "select 1 from connections where id = %s", (gone,)) == []
+    assert rows(seeder, "select 1 from clients where org_id = %s", (deleted.id,)) == []
+    erased = [r for r in records(seeder, deleted.id) if r[1] == "clients.erase"]
+    assert len(erased) == 2 and all(r[0] == "clerk" for r in erased)
+    assert any("connections=1" in r[4] for r in erased)
 
 
 def test_user_deleted_leaves_every_organization_with_its_assignments(

@@ -58,11 +58,23 @@ def test_table_lists_every_grant_of_every_account() -> None:
         assert public == {
             f"function `{n}`" for n in ("auth", "oauth", "datasets", "query", "directory")
         }
+        directory_secrets = (
+            "clerk-secret-key",
+            "clerk-webhook-secret",
+            "directory-database-url",
+            "sentry-dsn",
+            # Erasing a deleted organization's clients revokes their grants first.
+            "fernet-keyring",
+            *(
+                f"{p}-client-secret"
+                for p in ("google-ads", "meta", "linkedin", "tiktok", "microsoft")
+            ),
+        )
         assert by_identity["cosma-fn-directory"] == {
-            "`roles/secretmanager.secretAccessor` on secret `cosma-clerk-secret-key`",
-            "`roles/secretmanager.secretAccessor` on secret `cosma-clerk-webhook-secret`",
-            "`roles/secretmanager.secretAccessor` on secret `cosma-directory-database-url`",
-            "`roles/secretmanager.secretAccessor` on secret `cosma-sentry-dsn`",
+            *(
+                f"`roles/secretmanager.secretAccessor` on secret `cosma-{s}`"
+                for s in directory_secrets
+            ),
             "custom role `cosmaDatasetEraser`: `bigquery.datasets.delete`,"
             " `bigquery.tables.delete` on project",
         }

@@ -37,7 +37,9 @@ BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 
 # Who may read each secret: exactly these functions, no one else.
 EXPECTED_ACCESSORS = {
-    "fernet-keyring": {"oauth", "sync"},
+    # datasets and directory: erasure revokes every grant of the client at its
+    # provider (directory: the clients of an organization deleted in Clerk).
+    "fernet-keyring": {"oauth", "datasets", "sync", "directory"},
     "sentry-dsn": set(FUNCTIONS),
     "database-url": {"auth", "oauth", "datasets", "query"},
     "worker-database-url": {"sync"},
@@ -47,11 +49,11 @@ EXPECTED_ACCESSORS = {
     "clerk-webhook-secret": {"directory"},
     "clerk-secret-key": {"directory"},
     "google-ads-developer-token": {"sync"},
-    "google-ads-client-secret": {"oauth", "sync"},
-    "meta-client-secret": {"oauth", "sync"},
-    "linkedin-client-secret": {"oauth", "sync"},
-    "tiktok-client-secret": {"oauth", "sync"},
-    "microsoft-client-secret": {"oauth", "sync"},
+    "google-ads-client-secret": {"oauth", "datasets", "sync", "directory"},
+    "meta-client-secret": {"oauth", "datasets", "sync", "directory"},
+    "linkedin-client-secret": {"oauth", "datasets", "sync", "directory"},
+    "tiktok-client-secret": {"oauth", "datasets", "sync", "directory"},
+    "microsoft-client-secret": {"oauth", "datasets", "sync", "directory"},
 }
 
 # Project-level roles anyone may hold, and why.
@@ -259,7 +261,7 @@ def test_secrets_module_grants_accessor_per_secret_only() -> None:
     assert not [r for r in _all_resources() if r[0] == "google_secret_manager_secret_version"]
 
 
-@pytest.mark.parametrize("name", ["oauth", "sync"])
+@pytest.mark.parametrize("name", ["oauth", "datasets", "sync", "directory"])
 def test_keyring_is_mounted_as_files(name: str) -> None:
     call = function_calls()[name]
     (mount,) = call["secret_volumes"]
@@ -381,7 +383,7 @@ def test_each_environment_calls_the_stack_with_its_own_name(env: str) -> None:
     assert validation["condition"] == '${contains(["dev", "staging", "prod"], var.environment)}'
 
 
-@pytest.mark.parametrize("name", ["oauth", "sync"])
+@pytest.mark.parametrize("name", ["oauth", "datasets", "sync", "directory"])
 def test_platform_clients_ids_plain_secrets_mounted(name: str) -> None:
     call = function_calls()[name]
     for platform in PLATFORMS:
@@ -449,9 +451,10 @@ def test_the_reconcile_job_calls_the_directory_with_its_own_account() -> None:
 def test_only_the_webhook_reaches_the_directory_through_the_edge() -> None:
     assert module_calls()["edge"]["routes"]["directory"] == ["/webhooks/clerk"]
     directory = function_calls()["directory"]
-    assert directory["environment"]["COSMA_SECRETS_BACKEND"] == "mounted"
     assert "DATABASE_URL" not in directory["secret_environment"]
     assert "DIRECTORY_DATABASE_URL" not in {
-        k for name, call in function_calls().items() if name != "directory"
+        k
+        for name, call in function_calls().items()
+        if name != "directory"
         for k in call.get("secret_environment", {})
     }

@@ -31,7 +31,9 @@ module "secrets" {
 
   # Each secret and the only functions that may read it.
   accessors = {
-    "fernet-keyring"             = ["oauth", "sync"]
+    # datasets and directory: erasure revokes the client's grants before it drops
+    # the data (directory: the clients of an organization deleted in Clerk).
+    "fernet-keyring"             = ["oauth", "datasets", "sync", "directory"]
     "sentry-dsn"                 = ["auth", "oauth", "datasets", "query", "sync", "directory"]
     "database-url"               = ["auth", "oauth", "datasets", "query"]
     "worker-database-url"        = ["sync"]
@@ -39,11 +41,11 @@ module "secrets" {
     "clerk-webhook-secret"       = ["directory"]
     "clerk-secret-key"           = ["directory"]
     "google-ads-developer-token" = ["sync"]
-    "google-ads-client-secret"   = ["oauth", "sync"]
-    "meta-client-secret"         = ["oauth", "sync"]
-    "linkedin-client-secret"     = ["oauth", "sync"]
-    "tiktok-client-secret"       = ["oauth", "sync"]
-    "microsoft-client-secret"    = ["oauth", "sync"]
+    "google-ads-client-secret"   = ["oauth", "datasets", "sync", "directory"]
+    "meta-client-secret"         = ["oauth", "datasets", "sync", "directory"]
+    "linkedin-client-secret"     = ["oauth", "datasets", "sync", "directory"]
+    "tiktok-client-secret"       = ["oauth", "datasets", "sync", "directory"]
+    "microsoft-client-secret"    = ["oauth", "datasets", "sync", "directory"]
   }
 
   service_accounts = {
@@ -193,10 +195,29 @@ module "datasets" {
     # The default encryption key of each dataset it creates (CMEK); empty is
     # dropped by the function module and means Google-managed keys.
     BQ_KMS_KEY = var.bigquery_kms_key_name
+    # Erasure revokes every grant of the client at its provider before it drops
+    # the data, so this function opens tokens and speaks OAuth like `oauth`.
+    COSMA_KEYRING_DIR    = "/secrets/keyring"
+    GOOGLE_ADS_CLIENT_ID = var.platform_client_ids["GOOGLE_ADS"]
+    META_CLIENT_ID       = var.platform_client_ids["META"]
+    LINKEDIN_CLIENT_ID   = var.platform_client_ids["LINKEDIN"]
+    TIKTOK_CLIENT_ID     = var.platform_client_ids["TIKTOK"]
+    MICROSOFT_CLIENT_ID  = var.platform_client_ids["MICROSOFT"]
   }
   secret_environment = {
-    DATABASE_URL = module.secrets.ids["database-url"]
-    SENTRY_DSN   = module.secrets.ids["sentry-dsn"]
+    DATABASE_URL             = module.secrets.ids["database-url"]
+    SENTRY_DSN               = module.secrets.ids["sentry-dsn"]
+    GOOGLE_ADS_CLIENT_SECRET = module.secrets.ids["google-ads-client-secret"]
+    META_CLIENT_SECRET       = module.secrets.ids["meta-client-secret"]
+    LINKEDIN_CLIENT_SECRET   = module.secrets.ids["linkedin-client-secret"]
+    TIKTOK_CLIENT_SECRET     = module.secrets.ids["tiktok-client-secret"]
+    MICROSOFT_CLIENT_SECRET  = module.secrets.ids["microsoft-client-secret"]
+  }
+  secret_volumes = {
+    "/secrets/keyring" = {
+      secret   = module.secrets.ids["fernet-keyring"]
+      versions = var.keyring_versions
+    }
   }
 }
 
@@ -313,8 +334,14 @@ module "directory" {
     COSMA_ENV                 = var.environment
     COSMA_TRUSTED_XFF_ENTRIES = "2"
     COSMA_PUBLIC_URL          = "https://${var.api_domain}"
-    # Its secrets are mounted by the platform; it holds no token keyring.
-    COSMA_SECRETS_BACKEND        = "mounted"
+    # Erasing a deleted organization's clients revokes their grants first, as
+    # DELETE /clients/{id} does: the keyring, and each platform's client.
+    COSMA_KEYRING_DIR            = "/secrets/keyring"
+    GOOGLE_ADS_CLIENT_ID         = var.platform_client_ids["GOOGLE_ADS"]
+    META_CLIENT_ID               = var.platform_client_ids["META"]
+    LINKEDIN_CLIENT_ID           = var.platform_client_ids["LINKEDIN"]
+    TIKTOK_CLIENT_ID             = var.platform_client_ids["TIKTOK"]
+    MICROSOFT_CLIENT_ID          = var.platform_client_ids["MICROSOFT"]
     CLERK_ROLE_MAP               = var.clerk_role_map
     COSMA_DEFAULT_DATA_LOCATION  = var.default_data_location
     CLERK_API_URL                = var.clerk_api_url
@@ -325,6 +352,18 @@ module "directory" {
     SENTRY_DSN             = module.secrets.ids["sentry-dsn"]
     CLERK_WEBHOOK_SECRET   = module.secrets.ids["clerk-webhook-secret"]
     CLERK_SECRET_KEY       = module.secrets.ids["clerk-secret-key"]
+    # The grants of a deleted organization's clients, revoked before erasure.
+    GOOGLE_ADS_CLIENT_SECRET = module.secrets.ids["google-ads-client-secret"]
+    META_CLIENT_SECRET       = module.secrets.ids["meta-client-secret"]
+    LINKEDIN_CLIENT_SECRET   = module.secrets.ids["linkedin-client-secret"]
+    TIKTOK_CLIENT_SECRET     = module.secrets.ids["tiktok-client-secret"]
+    MICROSOFT_CLIENT_SECRET  = module.secrets.ids["microsoft-client-secret"]
+  }
+  secret_volumes = {
+    "/secrets/keyring" = {
+      secret   = module.secrets.ids["fernet-keyring"]
+      versions = var.keyring_versions
+    }
   }
 }
 
