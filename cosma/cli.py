@@ -774,7 +774,9 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument(
         "--data-location", choices=("US", "EU"), default=None, help="the organization's metadata"
     )
-    tok.add_argument("--client", action="append", default=[], help="assign this client id")
+    tok.add_argument(
+        "--client", action="append", default=[], type=_client_id, help="assign this client id"
+    )
     tok.add_argument(
         "--create-client",
         action="append",

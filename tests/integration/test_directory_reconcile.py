@@ -320,3 +320,20 @@ def test_the_cli_prints_progress_and_a_summary(
     assert "done: created 2, updated 0, removed 0" in result.stdout
     assert fake.secret_key not in result.stdout + result.stderr
     assert len(members(seeder, org["id"])) == 1
+
+
+def test_seen_deliveries_are_kept_for_the_retention_then_pruned(
+    clerk: tuple[BackendApi, str], isolated: tuple[Runtime, Seeder]
+) -> None:
+    fake, url = clerk
+    runtime, seeder = isolated
+    days = runtime.settings.directory_delivery_retention_days
+    rows(
+        seeder,
+        "insert into directory_deliveries (svix_id, received_at) values"
+        " ('msg_old', now() - make_interval(days => %s + 1)),"
+        " ('msg_recent', now() - make_interval(days => %s - 1)) returning 1",
+        (days, days),
+    )
+    run(runtime, fake, url)
+    assert rows(seeder, "select svix_id from directory_deliveries order by 1") == [("msg_recent",)]
