@@ -443,7 +443,11 @@ def cmd_dev_token(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    org = clerk_events.organization(args.org, args.org, data_location=args.data_location)
+    # The organization as first created (version 0): a later run changes nothing of
+    # it (`cosma dev-event organization.updated` does); the membership is current.
+    org = clerk_events.organization(
+        args.org, args.org, data_location=args.data_location, created_at=0, updated_at=0
+    )
     membership = clerk_events.membership(
         org,
         args.user,
@@ -772,7 +776,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the Clerk role to send instead of org:<role> (e.g. org:member, or an unmapped one)",
     )
     tok.add_argument(
-        "--data-location", choices=("US", "EU"), default=None, help="the organization's metadata"
+        "--data-location",
+        choices=("US", "EU"),
+        default=None,
+        help="the new organization's public_metadata.data_location (a later run keeps it)",
     )
     tok.add_argument(
         "--client", action="append", default=[], type=_client_id, help="assign this client id"
