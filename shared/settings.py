@@ -41,6 +41,13 @@ class Settings:
     gcp_project: str = ""
     keyring_secret_name: str = "token-keyring"  # noqa: S105 (a secret's name, not a value)
     secret_manager_endpoint: str = ""
+    # Key rotation (shared.keyring, shared.retirement): an instance re-reads the
+    # keyring at least this often before sealing a token, and an old key version
+    # may be retired only this long after a newer one was first used to seal. The
+    # grace covers the refresh and the longest request (540 s) an instance of the
+    # previous deployment may still be finishing; it is never less than the refresh.
+    keyring_refresh_s: float = 60.0
+    key_retire_grace_s: float = 600.0
     # Warehouse.
     warehouse: str = "duckdb"
     warehouse_dir: Path | None = None
@@ -118,6 +125,8 @@ class Settings:
             "gcp_project": get("GCP_PROJECT"),
             "keyring_secret_name": get("COSMA_KEYRING_SECRET", "token-keyring"),
             "secret_manager_endpoint": get("SECRET_MANAGER_ENDPOINT"),
+            "keyring_refresh_s": float(get("COSMA_KEYRING_REFRESH_S", "60")),
+            "key_retire_grace_s": float(get("COSMA_KEY_RETIRE_GRACE_S", "600")),
             "warehouse": get("COSMA_WAREHOUSE", "bigquery" if get("GCP_PROJECT") else "duckdb"),
             "warehouse_dir": path("COSMA_WAREHOUSE_DIR"),
             "bigquery_endpoint": get("BIGQUERY_ENDPOINT"),
