@@ -35,6 +35,12 @@ class Settings:
     clerk_issuer: str = ""
     clerk_jwks_url: str = ""
     clerk_jwt_key: str = ""
+    # More exact issuers a session token may name besides `clerk_issuer` (the
+    # instance's Frontend API URL): its proxy URL, each satellite domain's.
+    clerk_other_issuers: tuple[str, ...] = ()
+    # Audiences a session token's `aud` may name; a token with any other `aud` is
+    # refused (Clerk sets one only when a custom session template does).
+    clerk_audiences: tuple[str, ...] = ()
     # Secrets: where the keyring is mounted (cloud) or kept (local).
     keyring_dir: Path | None = None
     secrets_dir: Path | None = None
@@ -120,6 +126,8 @@ class Settings:
             "clerk_issuer": get("CLERK_ISSUER"),
             "clerk_jwks_url": get("CLERK_JWKS_URL"),
             "clerk_jwt_key": env.get("CLERK_JWT_KEY", ""),
+            "clerk_other_issuers": _split(get("CLERK_OTHER_ISSUERS")),
+            "clerk_audiences": _split(get("CLERK_AUDIENCES")),
             "keyring_dir": path("COSMA_KEYRING_DIR"),
             "secrets_dir": path("COSMA_SECRETS_DIR"),
             "gcp_project": get("GCP_PROJECT"),
