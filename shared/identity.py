@@ -169,7 +169,7 @@ class ClerkVerifier:
         now = self.clock()
         if payload.get("iss") not in self.issuers:
             raise errors.TokenRefused("issuer mismatch")
-        exp, nbf, iat = (_number(payload, name) for name in ("exp", "nbf", "iat"))
+        exp, nbf, iat = _number(payload, "exp"), _number(payload, "nbf"), _number(payload, "iat")
         if exp <= now - self.leeway:
             raise errors.TokenRefused("expired")
         if nbf > now + self.leeway:
@@ -179,7 +179,8 @@ class ClerkVerifier:
         azp = payload.get("azp")
         if not isinstance(azp, str) or azp not in self.authorized_parties:
             raise errors.TokenRefused("authorized party not allowed")
-        if not _audience_allowed(payload.get("aud"), self.audiences):
+        aud = payload.get("aud")
+        if aud is not None and not _audience_allowed(aud, self.audiences):
             raise errors.TokenRefused("audience not allowed")
         sub, sid = payload.get("sub"), payload.get("sid")
         if not isinstance(sub, str) or not _ID.match(sub):
@@ -190,7 +191,8 @@ class ClerkVerifier:
             raise errors.TokenRefused("session id missing")
         if payload.get("sts") == "pending":
             raise errors.TokenRefused("session pending")
-        return _with_organization(payload, sub, sid, exp, _impersonator(payload))
+        impersonator = _impersonator(payload) if "act" in payload else ""
+        return _with_organization(payload, sub, sid, exp, impersonator)
 
     # ------------------------------------------------------------ keys
 
@@ -301,17 +303,19 @@ def _header(token: str) -> dict[str, Any]:
 def _number(payload: Mapping[str, Any], name: str) -> float:
     """A time claim as a finite float. Python's JSON parser reads `Infinity`, `NaN`
     and integers too large for a float; each would compare as never expired (or
-    raise), so each is refused."""
+    raise), so each is refused. (Exact type checks: a bool is no time.)"""
     value = payload.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if type(value) is float:
+        if math.isfinite(value):
+            return value
+    elif type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:
+            pass
+    else:
         raise errors.TokenRefused(f"{name} missing")
-    try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
-    if not math.isfinite(number):
-        raise errors.TokenRefused(f"{name} not finite")
-    return number
+    raise errors.TokenRefused(f"{name} not finite")
 
 
 def _audience_allowed(aud: Any, audiences: frozenset[str]) -> bool:
@@ -327,9 +331,7 @@ def _audience_allowed(aud: Any, audiences: frozenset[str]) -> bool:
 
 
 def _impersonator(payload: Mapping[str, Any]) -> str:
-    """Who is impersonating the session's user (Clerk's `act.sub`), or ""."""
-    if "act" not in payload:
-        return ""
+    """Who is impersonating the session's user (Clerk's `act.sub`); `act` is present."""
     act = payload["act"]
     person = act.get("sub") if isinstance(act, dict) else None
     if not isinstance(person, str) or not _ID.match(person):
@@ -337,15 +339,12 @@ def _impersonator(payload: Mapping[str, Any]) -> str:
     return person
 
 
-def _is_v2(version: Any) -> bool:
-    return not isinstance(version, bool) and isinstance(version, int | float) and version == 2
-
-
 def _with_organization(
     payload: dict[str, Any], sub: str, sid: str, exp: float, impersonator: str
 ) -> SessionClaims:
-    version = payload.get("v")
-    if _is_v2(version):
+    # Clerk's SDKs test `v === 2`: the number 2 (2.0 too), not "2"; a bool never equals 2.
+    v2 = payload.get("v") == 2
+    if v2:
         # v2: the organization is `o` or none at all; a stray `org_id` is ignored.
         org = payload.get("o")
         org = org if isinstance(org, dict) else {}
@@ -370,7 +369,7 @@ def _with_organization(
         org_role=role if isinstance(role, str) else "",
         org_slug=slug if isinstance(slug, str) else "",
         org_permissions=permissions,
-        version=2 if _is_v2(version) else 1,
+        version=2 if v2 else 1,
         impersonator=impersonator,
         raw=payload,
     )
