@@ -373,10 +373,11 @@ def cmd_keys_check(args: argparse.Namespace) -> int:
             else:
                 retire = getattr(runtime.secrets, "retire_key_version", None)
                 if retire is None:
+                    secret = getattr(runtime.secrets, "keyring_secret", "<the keyring secret>")
                     lines.append(
                         f"version {version} can be retired: drop it from keyring_versions,"
                         " apply, then disable it: `gcloud secrets versions disable"
-                        f" {version} --secret=SECRET` (docs/deploy.md)"
+                        f" {version} --secret={secret}` (docs/deploy.md)"
                     )
                 else:
                     retire(version)

@@ -407,3 +407,47 @@ def test_retiring_is_refused_while_a_token_is_on_the_version_or_nothing_newer_se
     waiting = retirement.decide(clean.worker, versions, "1", grace=0, refresh=300)
     assert not waiting.allowed and waiting.allowed_at is not None
     assert "grace of 300 s" in waiting.reason
+
+
+def test_with_secret_manager_the_commands_say_what_to_do_and_when(
+    clean: RotationDb, tmp_path: Path
+) -> None:
+    """The cloud's keyring: Secret Manager versions, read through its API by the
+    commands; the grace is recorded in the same database table as locally."""
+    from cryptography.fernet import Fernet
+
+    from tests.support.secret_manager_server import secret_manager
+
+    with secret_manager() as (fake, _, url):
+        first = Fernet.generate_key()
+        fake.add("cosma-fernet-keyring", first)
+        rows = store(clean, TokenCipher([("1", first)]), 4)
+        second = Fernet.generate_key()
+        fake.add("cosma-fernet-keyring", second)
+        env = {
+            **os.environ,
+            "COSMA_ENV": "prod",
+            "GCP_PROJECT": fake.project,
+            "SECRET_MANAGER_ENDPOINT": url,
+            "COSMA_KEYRING_SECRET": "cosma-fernet-keyring",
+            "WORKER_DATABASE_URL": clean.worker_url,
+            "COSMA_HOME": str(tmp_path / "home"),
+            "COSMA_KEY_RETIRE_GRACE_S": "2",
+            "COSMA_KEYRING_REFRESH_S": "1",
+        }
+        env.pop("DATABASE_URL", None)
+        env.pop("COSMA_KEYRING_DIR", None)
+        added = run_cli(["rotate-keys"], env)
+        assert added.returncode == 2 and "keyring_versions" in added.stderr
+        early = run_cli(["keys-check", "--retire"], env)
+        assert early.returncode == 1 and "4 token(s) on an old version" in early.stdout
+        rotate = run_cli(["rotate-keys", "--no-new-key"], env)
+        assert rotate.returncode == 0, rotate.stdout + rotate.stderr
+        assert "waiting " in rotate.stdout and ", 0 still on an old version" in rotate.stdout
+        check = run_cli(["keys-check", "--retire"], env)
+        assert check.returncode == 0, check.stdout
+        assert (
+            "version 1 can be retired: drop it from keyring_versions, apply, then disable it:"
+            " `gcloud secrets versions disable 1 --secret=cosma-fernet-keyring`" in check.stdout
+        )
+        assert_all_open(clean, TokenCipher([("2", second)]), rows)
