@@ -8,6 +8,7 @@ from werkzeug.test import Client
 
 from shared import audit
 from shared.runtime import Runtime
+from shared.tenancy import tenant
 from tests.support.identity import TokenIssuer
 from tests.support.seed import Seeder
 
@@ -72,11 +73,12 @@ def test_a_writer_in_the_principals_transaction_records_the_impersonator(
 
     org = seeder.org()
     principal = replace(org.principal(org.user("editor")), impersonator=SUPPORT)
-    with runtime.db.tenant(principal, request_id="req-imp") as tx:
-        tx.audit(resource="/x", action="test.write")
-    runtime.db.run_once(
-        principal.claims(),
-        audit.record_statement(org_id=org.id, actor=principal.user_id, action="test.once"),
+    with tenant(runtime.db, principal) as tx:
+        audit.RequestAudit(lambda: runtime.db, action="test.write", request_id="req-1").record(
+            tx, resource="/x"
+        )
+    audit.RequestAudit(lambda: runtime.db, action="test.once", request_id="req-2").record_alone(
+        principal, resource="/y"
     )
     with psycopg.connect(pg.admin_url) as conn:
         rows = conn.execute(
