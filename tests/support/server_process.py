@@ -3,8 +3,9 @@
 Builds a `Runtime` from `Settings.from_env()` (the environment the parent
 passes), serves every function through `LocalServer` on a free loopback port
 (or on `PORT`, when the parent must know it beforehand, e.g. for
-`COSMA_PUBLIC_URL`), and prints `port=<n>` on stdout once it is listening. Several of these on one
-database are several instances of the system, as in the cloud.
+`COSMA_PUBLIC_URL`), and prints `port=<n>` on stdout once it is listening.
+Several of these on one database are several instances of the system, as in
+the cloud.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ import logging
 import os
 import sys
 
-from werkzeug.serving import make_server
-
-from cosma.server import LocalServer
+from cosma.server import LocalServer, make_local_server
 from shared.runtime import Runtime
 from shared.settings import Settings
 
@@ -24,7 +23,7 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     runtime = Runtime(Settings.from_env())
     port = int(os.environ.get("PORT", "0"))
-    server = make_server("127.0.0.1", port, LocalServer(runtime), threaded=True)
+    server = make_local_server("127.0.0.1", port, LocalServer(runtime))
     print(f"port={server.server_port}", flush=True)
     try:
         server.serve_forever()
