@@ -14,7 +14,7 @@ outcome afterwards.
 
 `actor` is the user the session belongs to; under impersonation the database
 fills `impersonator` with the person acting, from the transaction's claims
-(`act.sub`, see `Principal.claims`, migration 0007): writers pass nothing for
+(`act.sub`, see `Principal.claims`, migration 0009): writers pass nothing for
 it, but must write in a transaction whose claims are the principal's.
 """
 
@@ -257,7 +257,7 @@ def verify(conn: psycopg.Connection[Any], org_id: str | None = None) -> list[Bro
                 continue
             last_seq, last_hash = state.get(org, (0, b""))
             prev = bytes(prev_hash) if prev_hash is not None else b""
-            # The impersonator is hashed only when there is one (migration 0007).
+            # The impersonator is hashed only when there is one (migration 0009).
             extra = (impersonator,) if impersonator else ()
             canonical = _canonical((org, seq, *fields, at_us, *extra))
             expected = hashlib.sha256(last_hash + canonical).digest()

@@ -6,7 +6,7 @@ our members and client-assignment rows decide the role and the clients.
 Under impersonation (Clerk's `act` claim) the principal is the impersonated
 user, with that user's rights, and `impersonator` names the person acting. It
 travels in the transaction's claims as `act.sub`, so the audit record written
-in that transaction names both (migration 0007 fills its column from there).
+in that transaction names both (migration 0009 fills its column from there).
 """
 
 from __future__ import annotations
