@@ -134,7 +134,7 @@ class Live:
     def disconnect(self, auth: dict[str, str], connection_id: str) -> None:
         gone = requests.delete(f"{self.url}/connections/{connection_id}", headers=auth, timeout=30)
         assert gone.status_code == 200, gone.text
-        assert gone.json()["revoke"] == "revoked", gone.text
+        assert gone.json()["revocation"]["revoked"] is True, gone.text
 
     def writes(self) -> list[tuple[str, str, str, Any]]:
         return [
