@@ -85,6 +85,12 @@ class Settings:
     clerk_issuer: str = ""
     clerk_jwks_url: str = ""
     clerk_jwt_key: str = ""
+    # More exact issuers a session token may name besides `clerk_issuer` (the
+    # instance's Frontend API URL): its proxy URL, each satellite domain's.
+    clerk_other_issuers: tuple[str, ...] = ()
+    # Audiences a session token's `aud` may name; a token with any other `aud` is
+    # refused (Clerk sets one only when a custom session template does).
+    clerk_audiences: tuple[str, ...] = ()
     # The directory (Clerk webhooks, reconcile). The webhook signing secrets
     # ("clerk-webhook-secret", up to two during a rotation) and the Backend API
     # key ("clerk-secret-key") come from the secrets port.
@@ -107,6 +113,13 @@ class Settings:
     gcp_project: str = ""
     keyring_secret_name: str = "token-keyring"  # noqa: S105 (a secret's name, not a value)
     secret_manager_endpoint: str = ""
+    # Key rotation (shared.keyring, shared.retirement): an instance re-reads the
+    # keyring at least this often before sealing a token, and an old key version
+    # may be retired only this long after a newer one was first used to seal. The
+    # grace covers the refresh and the longest request (540 s) an instance of the
+    # previous deployment may still be finishing; it is never less than the refresh.
+    keyring_refresh_s: float = 60.0
+    key_retire_grace_s: float = 600.0
     # Warehouse.
     warehouse: str = "duckdb"
     warehouse_dir: Path | None = None
@@ -184,6 +197,8 @@ class Settings:
             "clerk_issuer": get("CLERK_ISSUER"),
             "clerk_jwks_url": get("CLERK_JWKS_URL"),
             "clerk_jwt_key": env.get("CLERK_JWT_KEY", ""),
+            "clerk_other_issuers": _split(get("CLERK_OTHER_ISSUERS")),
+            "clerk_audiences": _split(get("CLERK_AUDIENCES")),
             "clerk_role_map": parse_role_map(get("CLERK_ROLE_MAP")),
             "default_data_location": _location(get("COSMA_DEFAULT_DATA_LOCATION", "US")),
             "clerk_api_url": get("CLERK_API_URL", "https://api.clerk.com/v1"),
@@ -200,6 +215,8 @@ class Settings:
             "gcp_project": get("GCP_PROJECT"),
             "keyring_secret_name": get("COSMA_KEYRING_SECRET", "token-keyring"),
             "secret_manager_endpoint": get("SECRET_MANAGER_ENDPOINT"),
+            "keyring_refresh_s": float(get("COSMA_KEYRING_REFRESH_S", "60")),
+            "key_retire_grace_s": float(get("COSMA_KEY_RETIRE_GRACE_S", "600")),
             "warehouse": get("COSMA_WAREHOUSE", "bigquery" if get("GCP_PROJECT") else "duckdb"),
             "warehouse_dir": path("COSMA_WAREHOUSE_DIR"),
             "bigquery_endpoint": get("BIGQUERY_ENDPOINT"),

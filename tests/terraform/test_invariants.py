@@ -19,6 +19,7 @@ from .hcl import (
     MODULES,
     STACK,
     STACK_SOURCE,
+    BEHIND_EDGE,
     USER_FACING,
     blocks,
     environment_call,
@@ -181,7 +182,7 @@ def test_sync_is_private() -> None:
     assert "sync" not in routes
 
 
-@pytest.mark.parametrize("name", USER_FACING)
+@pytest.mark.parametrize("name", BEHIND_EDGE)
 def test_user_facing_functions_are_public_only_behind_the_edge(name: str) -> None:
     call = function_calls()[name]
     assert call["ingress_settings"] == "ALLOW_INTERNAL_AND_GCLB"
@@ -189,11 +190,20 @@ def test_user_facing_functions_are_public_only_behind_the_edge(name: str) -> Non
     assert name in module_calls()["edge"]["routes"]
 
 
-@pytest.mark.parametrize("name", USER_FACING)
+@pytest.mark.parametrize("name", BEHIND_EDGE)
 def test_user_facing_functions_trust_only_the_load_balancers_forwarded_for(name: str) -> None:
     # Google's external Application Load Balancer appends "<client>,<itself>":
     # the rate limits count the address it saw, never what the client wrote.
     assert function_calls()[name]["environment"]["COSMA_TRUSTED_XFF_ENTRIES"] == "2"
+
+
+@pytest.mark.parametrize("name", USER_FACING)
+def test_user_facing_functions_get_every_clerk_issuer_and_audience(name: str) -> None:
+    # The same exact lists everywhere a session token is verified.
+    env = function_calls()[name]["environment"]
+    assert env["CLERK_ISSUER"] == "${var.clerk_issuer}"
+    assert env["CLERK_OTHER_ISSUERS"] == '${join(",", var.clerk_other_issuers)}'
+    assert env["CLERK_AUDIENCES"] == '${join(",", var.clerk_audiences)}'
 
 
 def test_the_private_worker_trusts_no_forwarded_for() -> None:
@@ -203,7 +213,7 @@ def test_the_private_worker_trusts_no_forwarded_for() -> None:
 def test_nothing_else_is_public() -> None:
     public = {"allUsers", "allAuthenticatedUsers"}
     for name, call in function_calls().items():
-        if name not in USER_FACING:
+        if name not in BEHIND_EDGE:
             assert not public & set(call.get("invoker_members", {}).values()), name
     for rtype, name, body in _all_resources():
         if IAM_RESOURCE.match(rtype):
@@ -348,7 +358,7 @@ def test_every_backend_is_behind_cloud_armor() -> None:
 
 def test_edge_routes_only_user_facing_functions() -> None:
     edge = module_calls()["edge"]
-    assert set(edge["routes"]) == set(USER_FACING)
+    assert set(edge["routes"]) == set(BEHIND_EDGE)
     assert edge["default_route"] in USER_FACING
 
 
@@ -406,7 +416,7 @@ def test_edge_paths_match_the_functions_routes() -> None:
     def matches(pattern: str, path: str) -> bool:
         return path == pattern or (pattern.endswith("/*") and path.startswith(pattern[:-1]))
 
-    for name in USER_FACING:
+    for name in BEHIND_EDGE:
         for route in function_router(name).routes:
             sample = route.pattern.replace("{", "x").replace("}", "")
             owners = [f for f, paths in routes.items() if any(matches(p, sample) for p in paths)]
