@@ -13,13 +13,13 @@ import re
 import pytest
 
 from .hcl import (
+    BEHIND_EDGE,
     ENVIRONMENT_NAMES,
     ENVIRONMENTS,
     FUNCTIONS,
     MODULES,
     STACK,
     STACK_SOURCE,
-    BEHIND_EDGE,
     USER_FACING,
     blocks,
     environment_call,
