@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from shared import errors
 from shared.policy import Client, access_client
-from shared.revocation import Disconnected, Revocation, revoke_stored
+from shared.revocation import HELD, Disconnected, revoke_held
 from shared.tenancy import TenantTransaction, tenant
 from shared.warehouse.ids import (
     PLATFORMS,
@@ -199,10 +199,8 @@ class Erasure:
         )
 
 
-_HELD = (
-    "select id::text, platform, token_ciphertext, external_account_id"
-    " from connections where client_id = %s order by created_at"
-)
+# S608: HELD is a constant column list; the client id is a parameter.
+_HELD = f"select {HELD} from connections where client_id = %s order by created_at"  # noqa: S608
 
 
 def erase_client(
@@ -260,12 +258,12 @@ def erase(
     with transaction() as tx:
         client = resolve(tx, client_id)
         held = tx.execute(_HELD, (client,)).fetchall()
-    done = {row[0]: _revoke_held(runtime, org_id, row) for row in held}
+    done = {row[0]: revoke_held(runtime, org_id, row) for row in held}
     with transaction() as tx:
         client = resolve(tx, client)
         for row in tx.execute(_HELD, (client,)).fetchall():
             if row[0] not in done:  # connected while we were revoking
-                done[row[0]] = _revoke_held(runtime, org_id, row)
+                done[row[0]] = revoke_held(runtime, org_id, row)
         # Tokens first: even if a later step fails and is retried, no query in between
         # could still use them (the whole transaction commits or nothing does).
         tx.execute(
@@ -289,21 +287,6 @@ def erase(
         erasure = Erasure(client, len(dataset_ids), tuple(done.values()))
         record(tx, erasure)
     return erasure
-
-
-def _revoke_held(runtime: Runtime, org_id: str, row: Any) -> Disconnected:
-    connection_id, platform, ciphertext, external_user_id = row
-    if ciphertext is None:
-        return Disconnected(connection_id, platform, Revocation(False, "no_token"))
-    revocation = revoke_stored(
-        runtime,
-        org_id=org_id,
-        connection_id=connection_id,
-        platform_name=platform,
-        ciphertext=bytes(ciphertext),
-        external_user_id=external_user_id,
-    )
-    return Disconnected(connection_id, platform, revocation)
 
 
 def export_dir(runtime: Runtime) -> Path:
