@@ -15,18 +15,29 @@ converges (every warehouse step is idempotent).
   deletes its connections' token ciphertext, deletes the client row (which
   cascades to connections, datasets, OAuth states and sync runs) and writes
   the audit record; audit rows are never deleted.
-- `export_client` writes the client's rows as Parquet files under the export
-  folder (a GCS bucket in the cloud would take this place; it is local here).
+- `export_client` has the warehouse write each dataset of the client as
+  Parquet into a fresh folder of the export sink (BigQuery's extract job into
+  the bucket in the cloud, a local folder here) and seals it with a manifest;
+  `export_download` streams one object of it back while its link is valid
+  (`shared.export`). Callers write the audit record, naming the export.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from shared import errors
+from shared.export import (
+    Download,
+    Export,
+    ExportFolder,
+    export_prefix,
+    new_export_id,
+    open_download,
+    seal,
+)
 from shared.policy import require_client
 from shared.warehouse.ids import (
     PLATFORMS,
@@ -185,25 +196,33 @@ def erase_client(runtime: Runtime, tx: Any, principal: Principal, client_id: str
     return Erasure(client_id, len(dataset_ids), revoked)
 
 
-def export_dir(runtime: Runtime) -> Path:
-    settings = runtime.settings
-    if settings.export_dir is not None:
-        return Path(settings.export_dir)
-    if settings.warehouse_dir is not None:
-        return Path(settings.warehouse_dir).parent / "exports"
-    return Path(".cosma/exports")
+def _export_folder(runtime: Runtime, org_id: str, client_id: str, export_id: str) -> ExportFolder:
+    return ExportFolder(runtime.exports, export_prefix(org_id, client_id, export_id))
 
 
-def export_client(runtime: Runtime, tx: Any, principal: Principal, client_id: str) -> list[Path]:
-    """The client's rows, one Parquet file per dataset, in a fresh folder."""
+def export_client(runtime: Runtime, tx: Any, principal: Principal, client_id: str) -> Export:
+    """The client's rows, as Parquet objects per dataset, in a fresh export folder."""
     require_client(tx, principal, "manage", client_id)
     client_id = canonical_client_id(client_id)
     rows = tx.execute(
         "select dataset_id from datasets where client_id = %s order by platform", (client_id,)
     ).fetchall()
-    stamp = dt.datetime.fromtimestamp(runtime.clock(), dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    dest = export_dir(runtime) / principal.org_id / client_id / stamp
-    files: list[Path] = []
+    now = dt.datetime.fromtimestamp(runtime.clock(), dt.UTC)
+    export_id = new_export_id(now)
+    folder = _export_folder(runtime, principal.org_id, client_id, export_id)
     for (dataset_id,) in rows:
-        files.extend(runtime.warehouse.export_parquet(dataset_id, dest))
-    return files
+        runtime.warehouse.export_parquet(dataset_id, folder)
+    expires_at = now + dt.timedelta(seconds=runtime.settings.export_link_ttl_s)
+    return seal(
+        folder, export_id=export_id, client_id=client_id, created_at=now, expires_at=expires_at
+    )
+
+
+def export_download(
+    runtime: Runtime, tx: Any, principal: Principal, client_id: str, export_id: str, name: str
+) -> Download:
+    """One object of an export of the client, while its link has not expired."""
+    require_client(tx, principal, "manage", client_id)
+    client_id = canonical_client_id(client_id)
+    folder = _export_folder(runtime, principal.org_id, client_id, export_id)
+    return open_download(folder, name, dt.datetime.fromtimestamp(runtime.clock(), dt.UTC))

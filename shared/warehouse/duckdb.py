@@ -33,14 +33,16 @@ from shared.warehouse.duckdb_files import DuckDBFiles, Reader, process_files
 from shared.warehouse.ids import check_dataset_id
 from shared.warehouse.port import (
     LOCATIONS,
+    WRONG_LOCATION,
     DatasetSpec,
     Dialect,
+    ExportTarget,
     QueryParam,
     QueryResult,
     Warehouse,
     as_params,
 )
-from shared.warehouse.schema import COLUMN_NAMES, COLUMNS, TABLE, conform
+from shared.warehouse.schema import COLUMN_NAMES, COLUMNS, TABLE, conform, daily_schema
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -203,7 +205,8 @@ class DuckDBWarehouse(Warehouse):
             key = tuple(sorted(set(paths)))
             with self.files.reading(key, lambda: self._open_reader(key)) as (reader, cursor):
                 if any(reader.locations[p.stem] != location for p in key):
-                    raise errors.ValidationFailed("A dataset is in another location.")
+                    # BigQuery answers such a query NotFound: the same here.
+                    raise errors.NotFound(WRONG_LOCATION)
                 with self.files.watchdog.watching(cursor, timeout_s):
                     cursor.execute(sql, values or None)
                     columns = [d[0] for d in cursor.description or []]
@@ -244,17 +247,18 @@ class DuckDBWarehouse(Warehouse):
         root = self.directory.resolve()
         self.files.evict(lambda path: path.parent == root)
 
-    def export_parquet(self, dataset_id: str, dest_dir: Path) -> list[Path]:
+    def export_parquet(self, dataset_id: str, target: ExportTarget) -> None:
+        """The rows as one Parquet object, in the daily schema exactly: DuckDB's Arrow
+        output marks every column nullable and gives timestamps the session's time
+        zone, while BigQuery's extract keeps REQUIRED and writes UTC."""
         import pyarrow.parquet as pq
 
         with self._locked([dataset_id]) as (path,), _translated():
             conn = duckdb.connect(str(self._existing(path)), read_only=True)
             try:
-                relation = conn.sql(_EXPORT)
-                table = _arrow(relation)
+                table = _arrow(conn.sql(_EXPORT))
             finally:
                 conn.close()
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        target = dest_dir / f"{dataset_id}.parquet"
-        pq.write_table(table, target)
-        return [target]
+        table = table.cast(daily_schema())
+        with target.open_write(f"{dataset_id}-000000000000.parquet") as stream:
+            pq.write_table(table, stream)
