@@ -124,8 +124,12 @@ def _translated() -> Iterator[None]:
         raise
     except api_exceptions.GoogleAPICallError as exc:
         raise _ours(exc) from exc
+    except api_exceptions.RetryError as exc:
+        # Retries ran out: the last error says why (a concurrent update: busy).
+        if isinstance(exc.cause, api_exceptions.GoogleAPICallError):
+            raise _ours(exc.cause) from exc
+        raise errors.Unavailable("The warehouse is unavailable.") from exc
     except (
-        api_exceptions.RetryError,
         auth_exceptions.GoogleAuthError,
         requests.exceptions.RequestException,
         concurrent.futures.TimeoutError,
@@ -341,21 +345,28 @@ class BigQueryWarehouse(Warehouse):
                 target = self.table_ref(dataset_id)
                 source = f"`{self.project}.{ref.dataset_id}.{staging_ref.table_id}`"
                 script = _replace_script(target, source)
-                job = self.client.query(
-                    script,
-                    job_config=bigquery.QueryJobConfig(
-                        query_parameters=[
-                            bigquery.ScalarQueryParameter("account_id", "STRING", account_id),
-                            bigquery.ScalarQueryParameter("date_from", "DATE", date_from),
-                            bigquery.ScalarQueryParameter("date_to", "DATE", date_to),
-                        ],
-                        labels={"cosma_op": "replace_slice"},
-                    ),
-                    location=dataset.location,
-                    retry=self._retry,
-                    job_retry=self._load_retry,
+                config = bigquery.QueryJobConfig(
+                    query_parameters=[
+                        bigquery.ScalarQueryParameter("account_id", "STRING", account_id),
+                        bigquery.ScalarQueryParameter("date_from", "DATE", date_from),
+                        bigquery.ScalarQueryParameter("date_to", "DATE", date_to),
+                    ],
+                    labels={"cosma_op": "replace_slice"},
                 )
-                job.result(retry=self._retry)
+
+                def transaction() -> None:
+                    # job_retry=None: the client's own job retry would also retry the
+                    # job's creation for minutes; ours retries a concurrent update only.
+                    job = self.client.query(
+                        script,
+                        job_config=config,
+                        location=dataset.location,
+                        retry=self._retry,
+                        job_retry=None,
+                    )
+                    job.result(retry=self._retry)
+
+                self._load_retry(transaction)()
             finally:
                 self.client.delete_table(staging_ref, not_found_ok=True, retry=self._retry)
         return int(rows.num_rows)

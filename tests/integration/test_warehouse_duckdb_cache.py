@@ -24,6 +24,8 @@ import duckdb
 import pytest
 
 from shared import errors
+from shared.export import ExportFolder
+from shared.export.local import LocalExportSink
 from shared.warehouse import DatasetSpec, dataset_id_for
 from shared.warehouse.duckdb import DuckDBWarehouse
 from shared.warehouse.duckdb_files import DuckDBFiles, Watchdog
@@ -88,7 +90,9 @@ def test_a_write_after_a_query_gets_the_file_and_the_next_query_sees_it(
     assert totals(wh, dataset_id) == (DAYS, 20, 20)
     assert wh.dataset_config(dataset_id)["labels"] == {"env": "test"}
     assert totals(wh, dataset_id) == (DAYS, 20, 20)
-    assert wh.export_parquet(dataset_id, tmp_path / "export")
+    export = ExportFolder(LocalExportSink(tmp_path / "exports"), "org/c/e")
+    wh.export_parquet(dataset_id, export)
+    assert export.names() == [f"{dataset_id}-000000000000.parquet"]
     assert totals(wh, dataset_id) == (DAYS, 20, 20)
     wh.drop_dataset(dataset_id)
     assert wh.open_readers() == []
@@ -209,7 +213,7 @@ def test_a_warm_reader_is_as_locked_down_as_a_new_one(wh: DuckDBWarehouse, sql: 
 def test_a_query_in_another_location_is_refused_by_a_warm_reader(wh: DuckDBWarehouse) -> None:
     dataset_id = new_dataset(wh)
     assert totals(wh, dataset_id) == (DAYS, 10, 10)
-    with pytest.raises(errors.ValidationFailed):
+    with pytest.raises(errors.NotFound):
         wh.query(
             f"select count(*) from {wh.table_ref(dataset_id)}",
             {},

@@ -12,12 +12,10 @@ rely on either.
 
 from __future__ import annotations
 
-import json
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import requests
 from gcp_storage_emulator.server import create_server
 
 
@@ -37,29 +35,28 @@ class StorageEmulator:
             self._server.stop()
 
     def create_bucket(self, name: str) -> None:
-        request = urllib.request.Request(
-            f"{self.url}/storage/v1/b?project=cosma-test",
-            data=json.dumps({"name": name}).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
+        response = requests.post(
+            f"{self.url}/storage/v1/b",
+            params={"project": "cosma-test"},
+            json={"name": name},
+            timeout=10,
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
-            response.read()
+        response.raise_for_status()
 
     def objects(self, bucket: str, prefix: str = "") -> list[str]:
-        url = f"{self.url}/storage/v1/b/{bucket}/o?prefix={urllib.parse.quote(prefix)}"
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback)
-            body = json.loads(response.read())
-        return sorted(item["name"] for item in body.get("items", []))
+        response = requests.get(
+            f"{self.url}/storage/v1/b/{bucket}/o", params={"prefix": prefix}, timeout=10
+        )
+        response.raise_for_status()
+        return sorted(item["name"] for item in response.json().get("items", []))
 
     def upload(self, bucket: str, name: str, data: bytes, content_type: str) -> None:
         """What BigQuery's extract job does to the bucket: a media upload of one object."""
-        request = urllib.request.Request(
-            f"{self.url}/upload/storage/v1/b/{bucket}/o?uploadType=media"
-            f"&name={urllib.parse.quote(name, safe='')}",
+        response = requests.post(
+            f"{self.url}/upload/storage/v1/b/{bucket}/o",
+            params={"uploadType": "media", "name": name},
             data=data,
             headers={"Content-Type": content_type},
-            method="POST",
+            timeout=10,
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
-            response.read()
+        response.raise_for_status()
