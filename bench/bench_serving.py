@@ -140,7 +140,7 @@ def _stage() -> Iterator[Stage]:
             )
             runtime = Runtime(settings)
             try:
-                load(runtime, runtime.db.tenant, org, client, ("sandbox",), count=60)
+                load(runtime, org, client, ("sandbox",), count=60)
             finally:
                 runtime.close()
 

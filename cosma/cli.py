@@ -53,10 +53,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from werkzeug.serving import make_server
-
     from cosma import localdb
-    from cosma.server import LocalServer
+    from cosma.server import LocalServer, make_local_server
     from shared.runtime import Runtime
 
     home = state_dir()
@@ -82,7 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # The local identity provider: its JWKS is what CLERK_JWKS_URL names locally.
         app = LocalServer(runtime, extra=[LocalIssuer.load_or_create(home).router()])
         try:
-            server = make_server(args.host, args.port, app, threaded=True)
+            server = make_local_server(args.host, args.port, app)
         except OSError as exc:
             print(
                 f"cosma: cannot listen on {args.host}:{args.port} ({exc.strerror});"

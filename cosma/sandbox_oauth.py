@@ -75,7 +75,7 @@ class SandboxOAuth:
         return expiry is not None and expiry > self._clock()
 
     def router(self) -> Router:
-        router = Router("sandbox")
+        router = Router("sandbox", peer=True)
         router.route("GET", "/sandbox/oauth/authorize")(self._authorize)
         router.route("POST", "/sandbox/oauth/token")(self._token)
         router.route("POST", "/sandbox/oauth/revoke")(self._revoke)

@@ -100,7 +100,7 @@ class SandboxReports:
         self._token_valid = token_valid
 
     def router(self) -> Router:
-        router = Router("sandbox")
+        router = Router("sandbox", peer=True)
         router.route("GET", "/sandbox/api/accounts")(self._accounts)
         router.route("GET", "/sandbox/api/report", query=ReportQuery)(self._report)
         return router
@@ -117,7 +117,7 @@ class SandboxReports:
 
     def _report(self, ctx: Context) -> Response:
         self._check(ctx)
-        query: ReportQuery = ctx.query()
+        query = ctx.query(ReportQuery)
         if query.account_id not in _IDS:
             raise errors.NotFound("No such account.")
         start = int(query.page_token or 0)

@@ -1,32 +1,35 @@
 """Datasets of a client: provision, list, drop; and a client's erasure and export.
 
-Every function here takes the caller's transaction (`ctx.tenant()`) and
-authorizes first (`shared.policy.require_client`): no warehouse call happens
-before the caller is known to be allowed. Warehouse work runs inside that
-transaction, so a warehouse failure rolls the Postgres side back and a retry
-converges (every warehouse step is idempotent).
+Every entry point opens the caller's transaction and authorizes first
+(`shared.policy.access_client`): no warehouse call happens before the caller
+is known to be allowed. Warehouse work runs inside that transaction, so a
+warehouse failure rolls the Postgres side back and a retry converges (every
+warehouse step is idempotent). Each writes the request's one audit record
+with its work.
 
 - `provision` is idempotent: the same (client, platform) gives the same dataset
   id, in the organization's location; a recorded dataset in another location
   is a Conflict (data never moves silently). Admins provision ("manage"); the
-  OAuth callback provisions for editors with action "connect". Callers write
-  the audit record (a route writes exactly one).
-- `erase_client` drops every dataset of the client (with their contents),
-  deletes its connections' token ciphertext, deletes the client row (which
-  cascades to connections, datasets, OAuth states and sync runs) and writes
-  the audit record; audit rows are never deleted.
+  OAuth callback provisions for editors through `ensure_dataset`, inside its
+  own transaction, once it has checked "connect" on the client.
+- `erase_client` revokes every grant of the client at its provider (as
+  disconnect does, saying truthfully which were revoked), drops every dataset
+  of the client (with their contents), deletes its connections' token
+  ciphertext, deletes the client row (which cascades to connections, datasets,
+  OAuth states and sync runs) and writes the audit record; audit rows are
+  never deleted.
 - `export_client` has the warehouse write each dataset of the client as
   Parquet into a fresh folder of the export sink (BigQuery's extract job into
   the bucket in the cloud, a local folder here) and seals it with a manifest;
   `export_download` streams one object of it back while its link is valid
-  (`shared.export`). Callers write the audit record, naming the export.
+  (`shared.export`). Both audit records name the export.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from shared import errors
 from shared.export import (
@@ -38,10 +41,11 @@ from shared.export import (
     open_download,
     seal,
 )
-from shared.policy import require_client
+from shared.policy import Client, access_client
+from shared.revocation import Disconnected, Revocation, revoke_stored
+from shared.tenancy import TenantTransaction, tenant
 from shared.warehouse.ids import (
     PLATFORMS,
-    canonical_client_id,
     check_platform,
     dataset_id_for,
     labels_for,
@@ -49,6 +53,7 @@ from shared.warehouse.ids import (
 from shared.warehouse.port import DatasetSpec
 
 if TYPE_CHECKING:
+    from shared.audit import RequestAudit
     from shared.principal import Principal
     from shared.runtime import Runtime
 
@@ -93,17 +98,25 @@ def _record(row: Any) -> DatasetRecord:
 
 
 def provision(
-    runtime: Runtime,
-    tx: Any,
-    principal: Principal,
-    client_id: str,
-    platform: str,
-    *,
-    action: Literal["manage", "connect"] = "manage",
+    runtime: Runtime, principal: Principal, audit: RequestAudit, client_id: str, platform: str
 ) -> DatasetRecord:
-    """The client's dataset for `platform`, created if needed, recorded in Postgres."""
-    require_client(tx, principal, action, client_id)
-    client_id = canonical_client_id(client_id)
+    """`POST /datasets`: the client's dataset for `platform` (admins)."""
+    with tenant(runtime.db, principal) as tx:
+        client = access_client(tx, principal, "manage", client_id)
+        record = ensure_dataset(runtime, tx, principal, client, platform)
+        audit.record(tx, resource=f"/datasets/{record.client_id}/{record.platform}")
+    return record
+
+
+def ensure_dataset(
+    runtime: Runtime,
+    tx: TenantTransaction,
+    principal: Principal,
+    client: Client,
+    platform: str,
+) -> DatasetRecord:
+    """The client's dataset for `platform`, created if needed, recorded in Postgres.
+    The caller has checked its right on `client`."""
     platform = check_platform(platform)
     org = tx.execute(
         "select location from organizations where id = %s", (principal.org_id,)
@@ -112,117 +125,193 @@ def provision(
         raise errors.NotFound("No such organization.")
     location = org[0]
     settings = runtime.settings
-    dataset_id = dataset_id_for(settings.env, client_id, platform)
-    existing = tx.execute(_SELECT_ONE, (client_id, platform)).fetchone()
+    dataset_id = dataset_id_for(settings.env, client.id, platform)
+    existing = tx.execute(_SELECT_ONE, (client.id, platform)).fetchone()
     if existing is not None and (existing[2], existing[3]) != (dataset_id, location):
         raise errors.Conflict("The dataset exists with another configuration.")
     runtime.warehouse.ensure_dataset(
         DatasetSpec(
             dataset_id=dataset_id,
             location=location,
-            labels=labels_for(settings.env, principal.org_id, client_id, platform),
+            labels=labels_for(settings.env, principal.org_id, client.id, platform),
             readers=tuple(sa for sa in (settings.bq_query_sa,) if sa),
             writers=tuple(sa for sa in (settings.bq_sync_sa,) if sa),
         )
     )
     row = tx.execute(
         _UPSERT,
-        (principal.org_id, client_id, platform, dataset_id, location),
+        (principal.org_id, client.id, platform, dataset_id, location),
     ).fetchone()
     return _record(row)
 
 
-def list_datasets(tx: Any, principal: Principal, client_id: str) -> list[DatasetRecord]:
-    require_client(tx, principal, "read", client_id)
-    rows = tx.execute(_SELECT_ALL, (canonical_client_id(client_id),)).fetchall()
+def list_datasets(
+    runtime: Runtime, principal: Principal, audit: RequestAudit, client_id: str
+) -> list[DatasetRecord]:
+    with tenant(runtime.db, principal) as tx:
+        client = access_client(tx, principal, "read", client_id)
+        rows = tx.execute(_SELECT_ALL, (client.id,)).fetchall()
+        audit.record(tx, resource=f"/datasets?client_id={client.id}")
     return [_record(row) for row in rows]
 
 
-def drop(runtime: Runtime, tx: Any, principal: Principal, client_id: str, platform: str) -> None:
+def drop(
+    runtime: Runtime, principal: Principal, audit: RequestAudit, client_id: str, platform: str
+) -> None:
     """Delete the dataset (and its rows) of (client, platform) and its record."""
-    require_client(tx, principal, "manage", client_id)
-    client_id = canonical_client_id(client_id)
-    row = tx.execute(
-        "delete from datasets where client_id = %s and platform = %s returning dataset_id",
-        (client_id, check_platform(platform)),
-    ).fetchone()
-    if row is None:
-        raise errors.NotFound("No such dataset.")
-    runtime.warehouse.drop_dataset(row[0])
+    with tenant(runtime.db, principal) as tx:
+        client = access_client(tx, principal, "manage", client_id)
+        platform = check_platform(platform)
+        row = tx.execute(
+            "delete from datasets where client_id = %s and platform = %s returning dataset_id",
+            (client.id, platform),
+        ).fetchone()
+        if row is None:
+            raise errors.NotFound("No such dataset.")
+        runtime.warehouse.drop_dataset(row[0])
+        audit.record(tx, resource=f"/datasets/{client.id}/{platform}")
 
 
 @dataclass(frozen=True)
 class Erasure:
     client_id: str
     datasets_dropped: int
-    connections_revoked: int
+    # Every connection of the client, with what its provider said of the grant.
+    disconnected: tuple[Disconnected, ...]
 
     def public(self) -> dict[str, Any]:
+        revoked = sum(1 for d in self.disconnected if d.revocation.revoked)
         return {
             "client_id": self.client_id,
             "datasets_dropped": self.datasets_dropped,
-            "connections_revoked": self.connections_revoked,
+            "connections_disconnected": len(self.disconnected),
+            "grants_revoked": revoked,
+            "grants_not_revoked": len(self.disconnected) - revoked,
+            "connections": [d.public() for d in self.disconnected],
         }
 
 
-def erase_client(runtime: Runtime, tx: Any, principal: Principal, client_id: str) -> Erasure:
-    """Everything of the client goes except its audit trail; see the module docstring."""
-    require_client(tx, principal, "manage", client_id)
-    client_id = canonical_client_id(client_id)
-    # Tokens first: even if a later step fails and is retried, no query in between
-    # could still use them (the whole transaction commits or nothing does).
-    revoked = tx.execute(
-        "update connections set token_ciphertext = null, key_version = null,"
-        " status = 'revoked', updated_at = now() where client_id = %s",
-        (client_id,),
-    ).rowcount
-    dataset_ids = [
-        r[0]
-        for r in tx.execute(
-            "select dataset_id from datasets where client_id = %s", (client_id,)
-        ).fetchall()
-    ]
-    # Also the ids of datasets never recorded (a provisioning that died before its commit).
-    expected = {dataset_id_for(runtime.settings.env, client_id, p) for p in PLATFORMS}
-    for dataset_id in sorted(expected | set(dataset_ids)):
-        runtime.warehouse.drop_dataset(dataset_id)
-    deleted = tx.execute("delete from clients where id = %s", (client_id,)).rowcount
-    if deleted != 1:
-        raise errors.NotFound("No such client.")
-    tx.audit(
-        resource=f"/clients/{client_id}",
-        detail=f"erased: datasets={len(dataset_ids)} connections={revoked}",
+_HELD = (
+    "select id::text, platform, token_ciphertext, external_account_id"
+    " from connections where client_id = %s order by created_at"
+)
+
+
+def erase_client(
+    runtime: Runtime, principal: Principal, audit: RequestAudit, client_id: str
+) -> Erasure:
+    """Everything of the client goes except its audit trail; see the module docstring.
+
+    Grants are revoked at their providers before the erasure transaction, with
+    no transaction open while the providers answer; a connection made in
+    between is revoked inside it. A failure after revocation leaves the client
+    in place with its tokens deleted or not, and a retry converges (a grant
+    already dead is reported as revoked).
+    """
+    with tenant(runtime.db, principal) as tx:
+        client = access_client(tx, principal, "manage", client_id)
+        held = tx.execute(_HELD, (client.id,)).fetchall()
+    done = {row[0]: _revoke_held(runtime, principal, row) for row in held}
+    with tenant(runtime.db, principal) as tx:
+        client = access_client(tx, principal, "manage", client.id)
+        for row in tx.execute(_HELD, (client.id,)).fetchall():
+            if row[0] not in done:  # connected while we were revoking
+                done[row[0]] = _revoke_held(runtime, principal, row)
+        # Tokens first: even if a later step fails and is retried, no query in between
+        # could still use them (the whole transaction commits or nothing does).
+        tx.execute(
+            "update connections set token_ciphertext = null, key_version = null,"
+            " status = 'disconnected', updated_at = now() where client_id = %s",
+            (client.id,),
+        )
+        dataset_ids = [
+            r[0]
+            for r in tx.execute(
+                "select dataset_id from datasets where client_id = %s", (client.id,)
+            ).fetchall()
+        ]
+        # Also the ids of datasets never recorded (a provisioning that died before its commit).
+        expected = {dataset_id_for(runtime.settings.env, client.id, p) for p in PLATFORMS}
+        for dataset_id in sorted(expected | set(dataset_ids)):
+            runtime.warehouse.drop_dataset(dataset_id)
+        deleted = tx.execute("delete from clients where id = %s", (client.id,)).rowcount
+        if deleted != 1:
+            raise errors.NotFound("No such client.")
+        disconnected = tuple(done.values())
+        not_revoked = [
+            f"{d.connection_id}:{d.revocation.reason}"
+            for d in disconnected
+            if not d.revocation.revoked
+        ]
+        audit.record(
+            tx,
+            resource=f"/clients/{client.id}",
+            detail=(
+                f"erased: datasets={len(dataset_ids)} connections={len(disconnected)}"
+                f" revoked={len(disconnected) - len(not_revoked)}"
+                + (f" not_revoked={','.join(not_revoked)}" if not_revoked else "")
+            ),
+        )
+    return Erasure(client.id, len(dataset_ids), disconnected)
+
+
+def _revoke_held(runtime: Runtime, principal: Principal, row: Any) -> Disconnected:
+    connection_id, platform, ciphertext, external_user_id = row
+    if ciphertext is None:
+        return Disconnected(connection_id, platform, Revocation(False, "no_token"))
+    revocation = revoke_stored(
+        runtime,
+        org_id=principal.org_id,
+        connection_id=connection_id,
+        platform_name=platform,
+        ciphertext=bytes(ciphertext),
+        external_user_id=external_user_id,
     )
-    return Erasure(client_id, len(dataset_ids), revoked)
+    return Disconnected(connection_id, platform, revocation)
 
 
 def _export_folder(runtime: Runtime, org_id: str, client_id: str, export_id: str) -> ExportFolder:
     return ExportFolder(runtime.exports, export_prefix(org_id, client_id, export_id))
 
 
-def export_client(runtime: Runtime, tx: Any, principal: Principal, client_id: str) -> Export:
+def export_client(
+    runtime: Runtime, principal: Principal, audit: RequestAudit, client_id: str
+) -> Export:
     """The client's rows, as Parquet objects per dataset, in a fresh export folder."""
-    require_client(tx, principal, "manage", client_id)
-    client_id = canonical_client_id(client_id)
-    rows = tx.execute(
-        "select dataset_id from datasets where client_id = %s order by platform", (client_id,)
-    ).fetchall()
-    now = dt.datetime.fromtimestamp(runtime.clock(), dt.UTC)
-    export_id = new_export_id(now)
-    folder = _export_folder(runtime, principal.org_id, client_id, export_id)
-    for (dataset_id,) in rows:
-        runtime.warehouse.export_parquet(dataset_id, folder)
-    expires_at = now + dt.timedelta(seconds=runtime.settings.export_link_ttl_s)
-    return seal(
-        folder, export_id=export_id, client_id=client_id, created_at=now, expires_at=expires_at
-    )
+    with tenant(runtime.db, principal) as tx:
+        client = access_client(tx, principal, "manage", client_id)
+        rows = tx.execute(
+            "select dataset_id from datasets where client_id = %s order by platform",
+            (client.id,),
+        ).fetchall()
+        now = dt.datetime.fromtimestamp(runtime.clock(), dt.UTC)
+        export_id = new_export_id(now)
+        folder = _export_folder(runtime, principal.org_id, client.id, export_id)
+        for (dataset_id,) in rows:
+            runtime.warehouse.export_parquet(dataset_id, folder)
+        expires_at = now + dt.timedelta(seconds=runtime.settings.export_link_ttl_s)
+        done = seal(
+            folder, export_id=export_id, client_id=client.id, created_at=now, expires_at=expires_at
+        )
+        audit.record(
+            tx, resource=done.resource, detail=f"objects={len(done.objects)} rows={done.rows}"
+        )
+    return done
 
 
 def export_download(
-    runtime: Runtime, tx: Any, principal: Principal, client_id: str, export_id: str, name: str
+    runtime: Runtime,
+    principal: Principal,
+    audit: RequestAudit,
+    client_id: str,
+    export_id: str,
+    name: str,
 ) -> Download:
     """One object of an export of the client, while its link has not expired."""
-    require_client(tx, principal, "manage", client_id)
-    client_id = canonical_client_id(client_id)
-    folder = _export_folder(runtime, principal.org_id, client_id, export_id)
-    return open_download(folder, name, dt.datetime.fromtimestamp(runtime.clock(), dt.UTC))
+    with tenant(runtime.db, principal) as tx:
+        client = access_client(tx, principal, "manage", client_id)
+        folder = _export_folder(runtime, principal.org_id, client.id, export_id)
+        now = dt.datetime.fromtimestamp(runtime.clock(), dt.UTC)
+        download = open_download(folder, name, now)
+        audit.record(tx, resource=f"/clients/{client.id}/exports/{export_id}/{download.name}")
+    return download

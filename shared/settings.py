@@ -31,6 +31,10 @@ class Settings:
     app_url: str = "http://localhost:3000"
     public_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = 64 * 1024
+    # How many X-Forwarded-For entries, counted from the right, our own proxies
+    # append (Google's external Application Load Balancer: two, the client and
+    # itself). 0: no proxy, the socket peer is the client (local runs).
+    trusted_xff_entries: int = 0
     # Identity (Clerk).
     clerk_issuer: str = ""
     clerk_jwks_url: str = ""
@@ -71,6 +75,9 @@ class Settings:
     sync_interval_s: int = 24 * 3600
     sync_first_days: int = 90
     sync_api_timeout_s: float = 30.0
+    # "Sync now" (`POST /connections/{id}/sync`): at most once per connection in
+    # this many seconds, so members cannot hammer a platform through us.
+    sync_now_cooldown_s: int = 900
     # Observability.
     sentry_dsn: str = ""
     # Or the name of the secret holding the DSN (the secrets port reads it).
@@ -115,6 +122,7 @@ class Settings:
             "app_url": get("COSMA_APP_URL", "http://localhost:3000"),
             "public_url": get("COSMA_PUBLIC_URL", "http://127.0.0.1:8080"),
             "max_body_bytes": int(get("COSMA_MAX_BODY_BYTES", str(64 * 1024))),
+            "trusted_xff_entries": int(get("COSMA_TRUSTED_XFF_ENTRIES", "0")),
             "clerk_issuer": get("CLERK_ISSUER"),
             "clerk_jwks_url": get("CLERK_JWKS_URL"),
             "clerk_jwt_key": env.get("CLERK_JWT_KEY", ""),
@@ -147,6 +155,7 @@ class Settings:
             "sync_interval_s": int(get("COSMA_SYNC_INTERVAL_S", str(24 * 3600))),
             "sync_first_days": int(get("COSMA_SYNC_FIRST_DAYS", "90")),
             "sync_api_timeout_s": float(get("COSMA_SYNC_API_TIMEOUT_S", "30")),
+            "sync_now_cooldown_s": int(get("COSMA_SYNC_NOW_COOLDOWN_S", "900")),
             "sentry_dsn": get("SENTRY_DSN"),
             "sentry_dsn_secret": get("SENTRY_DSN_SECRET"),
             "release": get("COSMA_RELEASE"),

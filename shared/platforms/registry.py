@@ -94,6 +94,9 @@ class Platform:
     # How the authorize request names the client and joins scopes.
     client_id_param: str = "client_id"
     scope_separator: str = " "
+    # Where the person who granted access removes the app by hand, for when
+    # revocation at the provider failed or the platform offers none.
+    manual_revoke_url: str = ""
 
     @property
     def required_scopes(self) -> frozenset[str]:
@@ -127,6 +130,7 @@ def _entries(public_url: str) -> dict[str, Platform]:
             refresh_idle_expiry_s=183 * _DAY,
             token_style="form",
             api_base_url="https://googleads.googleapis.com",
+            manual_revoke_url="https://myaccount.google.com/connections",
             authorize_params=(("access_type", "offline"), ("prompt", "consent")),
         ),
         "meta": Platform(
@@ -151,6 +155,7 @@ def _entries(public_url: str) -> dict[str, Platform]:
             refresh_idle_expiry_s=None,
             token_style="meta_graph",
             api_base_url=graph,
+            manual_revoke_url="https://www.facebook.com/settings/?tab=business_tools",
             scope_separator=",",
         ),
         "linkedin": Platform(
@@ -170,6 +175,7 @@ def _entries(public_url: str) -> dict[str, Platform]:
             refresh_idle_expiry_s=None,
             token_style="form",
             api_base_url="https://api.linkedin.com/rest",
+            manual_revoke_url="https://www.linkedin.com/psettings/permitted-services",
         ),
         "tiktok": Platform(
             name="tiktok",
@@ -191,6 +197,7 @@ def _entries(public_url: str) -> dict[str, Platform]:
             refresh_idle_expiry_s=None,
             token_style="tiktok_json",
             api_base_url=tiktok,
+            manual_revoke_url="https://business.tiktok.com",
             client_id_param="app_id",
             scope_separator=",",
         ),
@@ -215,6 +222,7 @@ def _entries(public_url: str) -> dict[str, Platform]:
             refresh_idle_expiry_s=90 * _DAY,
             token_style="form",
             api_base_url="https://reporting.api.bingads.microsoft.com",
+            manual_revoke_url="https://account.live.com/consent/Manage",
         ),
         "sandbox": Platform(
             name="sandbox",

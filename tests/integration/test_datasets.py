@@ -17,8 +17,11 @@ from werkzeug.test import Client
 
 from cosma.server import LocalServer
 from shared import errors, provisioning
+from shared.audit import RequestAudit
+from shared.policy import access_client
 from shared.runtime import Runtime
 from shared.settings import Settings
+from shared.tenancy import tenant
 from shared.warehouse import dataset_id_for
 from tests.support.identity import TokenIssuer
 from tests.support.seed import Org, Seeder
@@ -133,19 +136,23 @@ def test_unauthenticated_requests_never_reach_the_warehouse(
 def test_the_oauth_callback_path_lets_editors_provision_assigned_clients(
     seeder: Seeder, runtime: Runtime
 ) -> None:
+    # The callback checks "connect" on the client, then ensures the dataset in the
+    # same transaction; `POST /datasets` itself stays admin-only ("manage").
     org = seeder.org()
     editor = org.principal(org.user("editor"))
-    with runtime.db.tenant(editor) as tx:
-        record = provisioning.provision(
-            runtime, tx, editor, org.clients[0], "google_ads", action="connect"
-        )
+    audit = RequestAudit(lambda: runtime.db, action="datasets.provision", request_id="r" * 8)
+    with pytest.raises(errors.Forbidden):
+        provisioning.provision(runtime, editor, audit, org.clients[0], "google_ads")
+    with tenant(runtime.db, editor) as tx:
+        allowed = access_client(tx, editor, "connect", org.clients[0])
+        record = provisioning.ensure_dataset(runtime, tx, editor, allowed, "google_ads")
     assert record.status == "ready"
-    with pytest.raises(errors.NotFound), runtime.db.tenant(editor) as tx:
-        provisioning.provision(runtime, tx, editor, org.clients[1], "google_ads", action="connect")
+    with pytest.raises(errors.NotFound), tenant(runtime.db, editor) as tx:
+        access_client(tx, editor, "connect", org.clients[1])
     assert not dataset_file(runtime, org.clients[1], "google_ads").exists()
     viewer = org.principal(org.user("viewer"))
-    with pytest.raises(errors.Forbidden), runtime.db.tenant(viewer) as tx:
-        provisioning.provision(runtime, tx, viewer, org.clients[0], "meta", action="connect")
+    with pytest.raises(errors.Forbidden), tenant(runtime.db, viewer) as tx:
+        access_client(tx, viewer, "connect", org.clients[0])
 
 
 def test_list_shows_the_clients_datasets_to_assigned_members(
@@ -213,11 +220,20 @@ def test_erasure_leaves_nothing_of_the_client_but_its_audit_trail(
     admin = tokens.header(org.principal(org.user("admin")))
     response = client.delete(f"/clients/{gone}", headers=admin)
     assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.get_json() == {
+    body = response.get_json()
+    assert {k: v for k, v in body.items() if k != "connections"} == {
         "client_id": gone,
         "datasets_dropped": 1,
-        "connections_revoked": 1,
+        "connections_disconnected": 1,
+        "grants_revoked": 0,
+        "grants_not_revoked": 1,
     }
+    # That ciphertext opens under no key: its grant cannot be revoked from here,
+    # and the answer says so rather than calling it revoked.
+    [disconnected] = body["connections"]
+    assert disconnected["id"] == connection
+    assert disconnected["revocation"]["revoked"] is False
+    assert disconnected["revocation"]["reason"] == "credential_unreadable"
     assert not dataset_file(runtime, gone, "sandbox").exists()
     assert dataset_file(runtime, kept, "sandbox").exists()
     for table in ("clients", "connections", "datasets"):

@@ -29,16 +29,17 @@ module "secrets" {
 
   # Each secret and the only functions that may read it.
   accessors = {
-    "fernet-keyring"             = ["oauth", "sync"]
+    # datasets: erasure revokes the client's grants before it drops the data.
+    "fernet-keyring"             = ["oauth", "datasets", "sync"]
     "sentry-dsn"                 = ["auth", "oauth", "datasets", "query", "sync"]
     "database-url"               = ["auth", "oauth", "datasets", "query"]
     "worker-database-url"        = ["sync"]
     "google-ads-developer-token" = ["sync"]
-    "google-ads-client-secret"   = ["oauth", "sync"]
-    "meta-client-secret"         = ["oauth", "sync"]
-    "linkedin-client-secret"     = ["oauth", "sync"]
-    "tiktok-client-secret"       = ["oauth", "sync"]
-    "microsoft-client-secret"    = ["oauth", "sync"]
+    "google-ads-client-secret"   = ["oauth", "datasets", "sync"]
+    "meta-client-secret"         = ["oauth", "datasets", "sync"]
+    "linkedin-client-secret"     = ["oauth", "datasets", "sync"]
+    "tiktok-client-secret"       = ["oauth", "datasets", "sync"]
+    "microsoft-client-secret"    = ["oauth", "datasets", "sync"]
   }
 
   service_accounts = {
@@ -101,11 +102,14 @@ module "auth" {
   environment = {
     COSMA_ENV             = var.environment
     COSMA_ALLOWED_ORIGINS = join(",", var.allowed_origins)
-    COSMA_APP_URL         = var.app_url
-    COSMA_PUBLIC_URL      = "https://${var.api_domain}"
-    CLERK_ISSUER          = var.clerk_issuer
-    CLERK_JWKS_URL        = var.clerk_jwks_url
-    CLERK_JWT_KEY         = var.clerk_jwt_key
+    # Behind the edge's load balancer, which appends "<client>,<itself>" to
+    # X-Forwarded-For: the client address is the second entry from the right.
+    COSMA_TRUSTED_XFF_ENTRIES = "2"
+    COSMA_APP_URL             = var.app_url
+    COSMA_PUBLIC_URL          = "https://${var.api_domain}"
+    CLERK_ISSUER              = var.clerk_issuer
+    CLERK_JWKS_URL            = var.clerk_jwks_url
+    CLERK_JWT_KEY             = var.clerk_jwt_key
   }
   secret_environment = {
     DATABASE_URL = module.secrets.ids["database-url"]
@@ -133,19 +137,20 @@ module "oauth" {
   invoker_members = { public = "allUsers" }
 
   environment = {
-    COSMA_ENV             = var.environment
-    COSMA_ALLOWED_ORIGINS = join(",", var.allowed_origins)
-    COSMA_APP_URL         = var.app_url
-    COSMA_PUBLIC_URL      = "https://${var.api_domain}"
-    CLERK_ISSUER          = var.clerk_issuer
-    CLERK_JWKS_URL        = var.clerk_jwks_url
-    CLERK_JWT_KEY         = var.clerk_jwt_key
-    COSMA_KEYRING_DIR     = "/secrets/keyring"
-    GOOGLE_ADS_CLIENT_ID  = var.platform_client_ids["GOOGLE_ADS"]
-    META_CLIENT_ID        = var.platform_client_ids["META"]
-    LINKEDIN_CLIENT_ID    = var.platform_client_ids["LINKEDIN"]
-    TIKTOK_CLIENT_ID      = var.platform_client_ids["TIKTOK"]
-    MICROSOFT_CLIENT_ID   = var.platform_client_ids["MICROSOFT"]
+    COSMA_ENV                 = var.environment
+    COSMA_ALLOWED_ORIGINS     = join(",", var.allowed_origins)
+    COSMA_TRUSTED_XFF_ENTRIES = "2"
+    COSMA_APP_URL             = var.app_url
+    COSMA_PUBLIC_URL          = "https://${var.api_domain}"
+    CLERK_ISSUER              = var.clerk_issuer
+    CLERK_JWKS_URL            = var.clerk_jwks_url
+    CLERK_JWT_KEY             = var.clerk_jwt_key
+    COSMA_KEYRING_DIR         = "/secrets/keyring"
+    GOOGLE_ADS_CLIENT_ID      = var.platform_client_ids["GOOGLE_ADS"]
+    META_CLIENT_ID            = var.platform_client_ids["META"]
+    LINKEDIN_CLIENT_ID        = var.platform_client_ids["LINKEDIN"]
+    TIKTOK_CLIENT_ID          = var.platform_client_ids["TIKTOK"]
+    MICROSOFT_CLIENT_ID       = var.platform_client_ids["MICROSOFT"]
   }
   secret_environment = {
     DATABASE_URL             = module.secrets.ids["database-url"]
@@ -184,26 +189,46 @@ module "datasets" {
   invoker_members = { public = "allUsers" }
 
   environment = {
-    COSMA_ENV             = var.environment
-    COSMA_ALLOWED_ORIGINS = join(",", var.allowed_origins)
-    COSMA_APP_URL         = var.app_url
-    COSMA_PUBLIC_URL      = "https://${var.api_domain}"
-    CLERK_ISSUER          = var.clerk_issuer
-    CLERK_JWKS_URL        = var.clerk_jwks_url
-    CLERK_JWT_KEY         = var.clerk_jwt_key
+    COSMA_ENV                 = var.environment
+    COSMA_ALLOWED_ORIGINS     = join(",", var.allowed_origins)
+    COSMA_TRUSTED_XFF_ENTRIES = "2"
+    COSMA_APP_URL             = var.app_url
+    COSMA_PUBLIC_URL          = "https://${var.api_domain}"
+    CLERK_ISSUER              = var.clerk_issuer
+    CLERK_JWKS_URL            = var.clerk_jwks_url
+    CLERK_JWT_KEY             = var.clerk_jwt_key
     # The accounts this function grants dataset READER and WRITER.
     BQ_QUERY_SA = module.query.service_account_email
     BQ_SYNC_SA  = module.sync.service_account_email
     # The default encryption key of each dataset it creates (CMEK); empty is
     # dropped by the function module and means Google-managed keys.
     BQ_KMS_KEY = var.bigquery_kms_key_name
+    # Erasure revokes every grant of the client at its provider before it drops
+    # the data, so this function opens tokens and speaks OAuth like `oauth`.
+    COSMA_KEYRING_DIR    = "/secrets/keyring"
+    GOOGLE_ADS_CLIENT_ID = var.platform_client_ids["GOOGLE_ADS"]
+    META_CLIENT_ID       = var.platform_client_ids["META"]
+    LINKEDIN_CLIENT_ID   = var.platform_client_ids["LINKEDIN"]
+    TIKTOK_CLIENT_ID     = var.platform_client_ids["TIKTOK"]
+    MICROSOFT_CLIENT_ID  = var.platform_client_ids["MICROSOFT"]
     # Where client exports go; their links expire after COSMA_EXPORT_LINK_TTL_S
     # (the function's default, one hour).
     COSMA_EXPORT_BUCKET = module.exports.bucket_name
   }
   secret_environment = {
-    DATABASE_URL = module.secrets.ids["database-url"]
-    SENTRY_DSN   = module.secrets.ids["sentry-dsn"]
+    DATABASE_URL             = module.secrets.ids["database-url"]
+    SENTRY_DSN               = module.secrets.ids["sentry-dsn"]
+    GOOGLE_ADS_CLIENT_SECRET = module.secrets.ids["google-ads-client-secret"]
+    META_CLIENT_SECRET       = module.secrets.ids["meta-client-secret"]
+    LINKEDIN_CLIENT_SECRET   = module.secrets.ids["linkedin-client-secret"]
+    TIKTOK_CLIENT_SECRET     = module.secrets.ids["tiktok-client-secret"]
+    MICROSOFT_CLIENT_SECRET  = module.secrets.ids["microsoft-client-secret"]
+  }
+  secret_volumes = {
+    "/secrets/keyring" = {
+      secret   = module.secrets.ids["fernet-keyring"]
+      versions = var.keyring_versions
+    }
   }
 }
 
@@ -227,13 +252,14 @@ module "query" {
   invoker_members = { public = "allUsers" }
 
   environment = {
-    COSMA_ENV             = var.environment
-    COSMA_ALLOWED_ORIGINS = join(",", var.allowed_origins)
-    COSMA_APP_URL         = var.app_url
-    COSMA_PUBLIC_URL      = "https://${var.api_domain}"
-    CLERK_ISSUER          = var.clerk_issuer
-    CLERK_JWKS_URL        = var.clerk_jwks_url
-    CLERK_JWT_KEY         = var.clerk_jwt_key
+    COSMA_ENV                 = var.environment
+    COSMA_ALLOWED_ORIGINS     = join(",", var.allowed_origins)
+    COSMA_TRUSTED_XFF_ENTRIES = "2"
+    COSMA_APP_URL             = var.app_url
+    COSMA_PUBLIC_URL          = "https://${var.api_domain}"
+    CLERK_ISSUER              = var.clerk_issuer
+    CLERK_JWKS_URL            = var.clerk_jwks_url
+    CLERK_JWT_KEY             = var.clerk_jwt_key
   }
   secret_environment = {
     DATABASE_URL = module.secrets.ids["database-url"]
