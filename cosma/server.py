@@ -70,6 +70,10 @@ def local_router() -> Router:
         routers = [function_router(name) for name in PREFIXES]
         return json_response(openapi.document(routers, server_url=ctx.settings.public_url))
 
+    # The API reference page over that document (Swagger UI, assets installed locally).
+    from cosma import reference
+
+    router.add(reference.router())
     # The sandbox platform's OAuth provider, so the connect flow runs without internet.
     from cosma import sandbox_oauth
 
@@ -112,6 +116,7 @@ class _QuietHandler(WSGIRequestHandler):
         return "cosma"
 
 
-def make_local_server(host: str, port: int, app: Any) -> BaseWSGIServer:
-    """The threaded local HTTP server every local entry point uses."""
-    return make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
+def make_local_server(host: str, port: int, app: Any, fd: int | None = None) -> BaseWSGIServer:
+    """The threaded local HTTP server every local entry point uses; `fd` is a socket
+    already listening (so the caller, not werkzeug, answers a port in use)."""
+    return make_server(host, port, app, threaded=True, request_handler=_QuietHandler, fd=fd)

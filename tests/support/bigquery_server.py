@@ -4,8 +4,11 @@ It records every request (method, path, query args, JSON body) and keeps state
 in an in-memory DuckDB database (one schema per dataset), so the adapter's SQL
 really runs: backtick table references become DuckDB names and `@name`
 parameters become `$name`. Jobs are answered `status.state: DONE`, query
-results `jobComplete: true` (see FACTS.md), and fail as BigQuery's do: inside
-the finished job (`status.errorResult`), which the client raises by reason:
+results `jobComplete: true`: google-cloud-bigquery polls a job until its state is
+DONE (`job.result()` reads `/queries/{jobId}`, `query_and_wait` posts to
+`/queries`) and reads rows only from a complete query. Jobs fail as BigQuery's
+do: inside the finished job (`status.errorResult`), which the client raises by
+reason:
 
 - a query whose bytes billed would pass `maximumBytesBilled` fails with
   `bytesBilledLimitExceeded` (the client raises it as a 500). Bytes billed here
