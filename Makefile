@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Clerk's JS SDK, a test-only oracle for the session-token tests (tests/oracle/).
+ORACLE := tests/oracle/node_modules/.installed
 # Tool environments live in .tools/, apart from the local server's state in .cosma/.
 TOOLS := .tools
 UV_VERSION := 0.13.8
@@ -34,8 +36,13 @@ $(UV_STAMP):
 run: $(STAMP)
 	$(BIN)/cosma serve
 
+$(ORACLE): tests/oracle/package.json tests/oracle/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests/oracle && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "npm not found: the tests against Clerk's JS SDK will be skipped"; fi
+
 ## The whole suite against a throwaway Postgres (or TEST_DATABASE_URL).
-test: $(STAMP)
+test: $(STAMP) $(ORACLE)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
