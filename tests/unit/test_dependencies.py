@@ -102,7 +102,7 @@ def distribution(module: str) -> str:
         ("functions", ()),
         ("cosma", ("local",)),
         ("scripts", ("local", "dev")),
-        ("tests", ("local", "dev")),
+        ("tests", ("local", "dev", "emulators")),
     ],
 )
 def test_every_import_is_declared(folder: str, extras: tuple[str, ...]) -> None:

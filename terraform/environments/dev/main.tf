@@ -31,5 +31,7 @@ module "cosma" {
   reconcile_schedule    = var.reconcile_schedule
   reconcile_paused      = var.reconcile_paused
 
-  bigquery_kms_key_name = var.bigquery_kms_key_name
+  bigquery_kms_key_name  = var.bigquery_kms_key_name
+  export_bucket_location = var.export_bucket_location
+  export_retention_days  = var.export_retention_days
 }

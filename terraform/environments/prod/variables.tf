@@ -67,6 +67,16 @@ variable "bigquery_kms_key_name" {
   default = null
 }
 
+variable "export_bucket_location" {
+  type    = string
+  default = null
+}
+
+variable "export_retention_days" {
+  type    = number
+  default = null
+}
+
 variable "clerk_role_map" {
   type    = string
   default = null

@@ -123,6 +123,20 @@ variable "bigquery_kms_key_name" {
   nullable    = false
 }
 
+variable "export_bucket_location" {
+  type        = string
+  description = "Location of the export bucket. With bigquery_kms_key_name set it must be the key's (EU for `europe`, US for `us`)."
+  default     = "EU"
+  nullable    = false
+}
+
+variable "export_retention_days" {
+  type        = number
+  description = "Days after which a client export is deleted from the export bucket."
+  default     = 7
+  nullable    = false
+}
+
 variable "clerk_role_map" {
   type        = string
   description = "Clerk organization role => Cosma role, as \"org:admin=admin,org:editor=editor\" (CLERK_ROLE_MAP). Empty: org:admin=admin, org:editor=editor, org:viewer=viewer, org:member=viewer. A Clerk role outside the map gives no access."
