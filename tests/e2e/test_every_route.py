@@ -231,9 +231,13 @@ def test_every_route_writes_exactly_one_audit_record(
 
 
 def test_every_clients_and_members_route_is_in_the_matrix() -> None:
-    # DELETE /clients/{id} and the export are admin-only "manage" work, in the
-    # older matrix (test_auth) and the datasets tests.
-    older = {("DELETE", "/clients/{client_id}"), ("POST", "/clients/{client_id}/export")}
+    # DELETE /clients/{id}, the export and its download are admin-only "manage"
+    # work, in the older matrix (test_auth) and the datasets and export tests.
+    older = {
+        ("DELETE", "/clients/{client_id}"),
+        ("POST", "/clients/{client_id}/export"),
+        ("GET", "/clients/{client_id}/exports/{export_id}/{name}"),
+    }
     routes = {
         (r.method, r.pattern)
         for r in function_router("datasets").routes
