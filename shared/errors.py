@@ -20,7 +20,7 @@
     │       ├── AccessDenied        400  the user refused consent at the provider
     │       ├── PermissionDenied    502  the token works but may not read this account
     │       ├── AccessTokenRejected 502  the access token was refused (the grant may live)
-    │       ├── RateLimited         502  429 or a platform quota; carries retry_after
+    │       ├── RateLimited         503  429 or a platform quota; carries retry_after
     │       └── ProviderUnavailable 503  5xx, timeouts, connection errors: retry later
     ├── Unavailable                 503  a dependency is down (database, JWKS, warehouse)
     ├── InvalidToken                500  a stored token cannot be sealed or opened (fixed)
@@ -169,7 +169,10 @@ class AccessTokenRejected(ProviderError):
 
 
 class RateLimited(ProviderError):
-    slug, title = "provider-rate-limited", "The provider is rate limiting us"
+    """A provider's 429 or quota. Answered 503 with its Retry-After: the caller did
+    nothing wrong, and it can come back when the provider lets us."""
+
+    status, slug, title = 503, "provider-rate-limited", "The provider is rate limiting us"
 
     def __init__(self, detail: str | None = None, retry_after: float = 60.0) -> None:
         super().__init__(detail)

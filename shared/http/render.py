@@ -9,6 +9,7 @@ its audit record is the same.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -71,7 +72,17 @@ def problem_response(exc: errors.CosmaError, request_id: str, instance: str = ""
         response.headers["RateLimit"] = f'"default";r={exc.remaining};t={exc.retry_after}'
         if exc.limit:
             response.headers["RateLimit-Policy"] = f'"default";q={exc.limit};w={exc.window}'
+    elif isinstance(exc, errors.RateLimited):
+        response.headers["Retry-After"] = str(_whole_seconds(exc.retry_after))
     return response
+
+
+def _whole_seconds(value: float, most: int = 86_400) -> int:
+    """A provider's wait as Retry-After takes it: whole seconds, at least one, and at
+    most a day whatever the provider said (it may say nonsense: NaN, infinity)."""
+    if not math.isfinite(value):
+        return most
+    return min(max(math.ceil(value), 1), most)
 
 
 def preflight(methods: list[str], origin_ok: bool) -> Response:

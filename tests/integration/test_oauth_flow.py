@@ -21,7 +21,12 @@ from shared.platforms import registry
 from shared.runtime import Runtime
 from shared.settings import Settings
 from tests.support.identity import TokenIssuer
-from tests.support.oauth_providers import CLIENT_SECRET, MetaProvider, provider_for
+from tests.support.oauth_providers import (
+    CLIENT_SECRET,
+    RETRY_AFTER_S,
+    MetaProvider,
+    provider_for,
+)
 from tests.support.seed import Org, Seeder
 from tests.support.servers import serve
 
@@ -331,6 +336,26 @@ def test_token_endpoint_failures_store_nothing(
     assert (
         sql(env, "select count(*) from datasets where client_id = %s", (org.clients[0],))[0][0] == 0
     )
+
+
+@pytest.mark.parametrize("platform", ["linkedin", "tiktok", "meta"])
+def test_a_provider_rate_limiting_the_exchange_answers_503_with_its_retry_after(
+    env: Env, seeder: Seeder, tokens: TokenIssuer, platform: str
+) -> None:
+    """The provider's limit is not the caller's fault: 503 and when to come back, as
+    for any dependency that is down, never a 502 with nothing to go on."""
+    org = seeder.org()
+    query = authorize(env, tokens, org, "editor", platform)
+    env.providers[platform].token_mode = "429"
+    response = callback(env, tokens, org, "editor", query, headers={"Accept": "application/json"})
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert response.headers["Retry-After"] == str(RETRY_AFTER_S)
+    assert response.json["type"] == "urn:cosma:problem:provider-rate-limited"
+    assert connections_of(env, org) == []
+    # A browser is sent to the app with the same reason.
+    query = authorize(env, tokens, org, "editor", platform)
+    browser = callback(env, tokens, org, "editor", query)
+    assert redirect_params(browser) == {"status": "error", "reason": "provider-rate-limited"}
 
 
 def test_consent_refused_at_the_provider_stores_nothing(

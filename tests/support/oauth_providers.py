@@ -10,7 +10,7 @@ Each answers at the paths of its registry entry (the test settings rebase the
 platform onto the server's address), checks the client id and secret, keeps
 codes single-use and checks PKCE S256 when a challenge was sent. Switches:
 
-    token_mode   None | "500" | "slow" | "invalid_grant" | "access_denied"
+    token_mode   None | "500" | "429" | "slow" | "invalid_grant" | "access_denied"
     revoke_mode  None | "500" | "slow"
     granted      the scopes the grant reports (default: what was asked)
 
@@ -38,6 +38,8 @@ from tests.support.log_scan import remember
 from tests.support.servers import Recorder
 
 CLIENT_SECRET = "test-client-secret-9f3a"
+# What a rate-limiting provider asks us to wait ("429" mode).
+RETRY_AFTER_S = 7
 
 
 def _challenge(verifier: str) -> str:
@@ -116,6 +118,8 @@ class _Provider:
     def _switch(self, mode: str | None) -> Response | None:
         if mode == "500":
             return Response("upstream broke", status=500)
+        if mode == "429":
+            return Response("slow down", status=429, headers={"Retry-After": str(RETRY_AFTER_S)})
         if mode == "slow":
             time.sleep(self.slow_s)
         return None
