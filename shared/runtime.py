@@ -134,10 +134,19 @@ class Runtime:
             return
         from shared import retirement
 
+        retirement.record_primary(self.primary_db, version)
+
+    @cached_property
+    def primary_db(self) -> Database:
+        """A connection of its own for `_record_primary`. A seal happens inside the
+        caller's pooled transaction (the callback storing a connection); recording from
+        that same pool would leave as many first seals at once as the pool holds each
+        waiting for another's connection until the pool's timeout."""
+        from shared.db import Database
+
         # The functions that seal hold one role each: oauth the app's, sync the worker's.
-        retirement.record_primary(
-            self.db if self.settings.database_url else self.worker_db, version
-        )
+        url = self.settings.database_url or self.settings.worker_database_url
+        return Database(url, max_size=1, name="key-versions")
 
     @cached_property
     def authenticator(self) -> Authenticator:
@@ -172,7 +181,7 @@ class Runtime:
         return observability.init_sentry(self.settings, lambda: self.secrets)
 
     def close(self) -> None:
-        for name in ("db", "worker_db", "directory_db", "warehouse", "exports"):
+        for name in ("db", "worker_db", "directory_db", "primary_db", "warehouse", "exports"):
             adapter: Any = self.__dict__.get(name)
             if adapter is not None:
                 adapter.close()

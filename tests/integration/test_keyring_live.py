@@ -200,3 +200,46 @@ def test_the_app_role_may_record_a_version_but_not_backdate_or_read_it(
         pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         conn.execute("update key_versions set primary_since = now() - interval '1 day'")
+
+
+def test_first_seals_inside_every_pooled_transaction_at_once_do_not_wait_on_the_pool(
+    db_settings: Settings,
+) -> None:
+    """The first seal with a version records it (`key_versions`) while the caller holds a
+    pooled connection in its own transaction (the OAuth callback stores the connection).
+    As many of those at once as the pool holds must not wait for a connection of the
+    same pool to record it: every one would wait for the others until the pool's
+    timeout and fail (found by the soak: six callbacks on a fresh instance, 503 each)."""
+    import threading
+
+    version = str(800_000 + os.getpid() % 99_999)
+    keys = LocalSecrets(db_settings.keyring_dir or Path())
+    keys.keyring()
+    os.link(keys.dir / "1", keys.dir / version)  # a version no other test has recorded
+    pool = 2
+    runtime = Runtime(db_settings.with_changes(db_pool_max=pool))
+    inside = threading.Barrier(pool)
+    sealed: list[bytes] = []
+    failed: list[BaseException] = []
+
+    def callback() -> None:
+        try:
+            with runtime.db.transaction():  # every pooled connection is held from here
+                inside.wait(timeout=5)
+                sealed.append(seal(runtime.cipher))
+        except BaseException as exc:
+            failed.append(exc)
+
+    threads = [threading.Thread(target=callback, daemon=True) for _ in range(pool)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=5)  # well within the pool's own timeout (10 s)
+        assert not any(t.is_alive() for t in threads), "the seals waited on the pool"
+        assert failed == []
+        assert [s.split(b":")[0] for s in sealed] == [version.encode()] * pool
+    finally:
+        for thread in threads:
+            thread.join(timeout=15)
+        runtime.close()
