@@ -19,6 +19,7 @@ same idempotency rules hold as on BigQuery; they grant nothing locally.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -145,7 +146,7 @@ class DuckDBWarehouse(Warehouse):
     def dataset_config(self, dataset_id: str) -> dict[str, Any]:
         """Location, labels and access entries as recorded (for tests and operators)."""
         with self._locked([dataset_id]) as (path,), _translated():
-            conn = duckdb.connect(str(self._existing(path)), read_only=True)
+            conn = self.files.connect_read_only(self._existing(path))
             try:
                 rows = conn.execute(_META_ALL).fetchall()
             finally:
@@ -223,7 +224,9 @@ class DuckDBWarehouse(Warehouse):
                 # safe as an identifier; the path is quoted as a literal.
                 dataset_id = path.stem
                 literal = str(self._existing(path)).replace("'", "''")
-                instance.execute(f"attach '{literal}' as \"{dataset_id}\" (read_only)")
+                attach = f"attach '{literal}' as \"{dataset_id}\" (read_only)"
+                # Another process may be loading the file this moment: wait for it.
+                self.files.when_unlocked(functools.partial(instance.execute, attach))
                 row = instance.execute(
                     f'select value from "{dataset_id}".main.{_META} where key = ?',  # noqa: S608
                     ["location"],
@@ -254,7 +257,7 @@ class DuckDBWarehouse(Warehouse):
         import pyarrow.parquet as pq
 
         with self._locked([dataset_id]) as (path,), _translated():
-            conn = duckdb.connect(str(self._existing(path)), read_only=True)
+            conn = self.files.connect_read_only(self._existing(path))
             try:
                 table = _arrow(conn.sql(_EXPORT))
             finally:

@@ -23,7 +23,8 @@ fresh one starts with a cold cache. Invariants:
   lock, so only in that window could another process start writing the file;
 - a reader idle for `idle_s` is closed by a daemon thread, so its read lock
   does not keep another process (`cosma sync` next to `cosma serve`) from
-  writing for long; writers wait up to `lock_wait_s` for such a lock.
+  writing for long; writers wait up to `lock_wait_s` for such a lock, and
+  readers as long for another process's write lock (a load takes a moment).
 
 Because DuckDB and POSIX count per process, every warehouse of a process that
 touches the same files must share one `DuckDBFiles`: `process_files()` is that
@@ -42,8 +43,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
+
+T = TypeVar("T")
 
 __all__ = ["DuckDBFiles", "Reader", "Watchdog", "process_files"]
 
@@ -307,10 +311,20 @@ class DuckDBFiles:
     def connect_writable(self, path: Path) -> duckdb.DuckDBPyConnection:
         """Open `path` read-write, waiting up to `lock_wait_s` for another process's lock
         (a server's warm reader lets go after its `idle_s`); DuckDB itself fails at once."""
+        return self.when_unlocked(lambda: duckdb.connect(str(path)))
+
+    def connect_read_only(self, path: Path) -> duckdb.DuckDBPyConnection:
+        """Open `path` read-only, waiting up to `lock_wait_s` for another process's write."""
+        return self.when_unlocked(lambda: duckdb.connect(str(path), read_only=True))
+
+    def when_unlocked(self, open_file: Callable[[], T]) -> T:
+        """`open_file()`, tried again while another process holds the file's lock, for up
+        to `lock_wait_s` (DuckDB refuses at once: a reader next to another process's
+        writer, a writer next to its reader); then its refusal."""
         deadline = time.monotonic() + self.lock_wait_s
         while True:
             try:
-                return duckdb.connect(str(path))
+                return open_file()
             except duckdb.IOException as exc:
                 if "Could not set lock" not in str(exc) or time.monotonic() >= deadline:
                     raise

@@ -314,6 +314,73 @@ def test_a_writer_in_another_process_still_fails_after_a_bounded_wait(
     assert totals(wh, dataset_id) == (DAYS, 10, 10)
 
 
+_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    import duckdb
+    conn = duckdb.connect(sys.argv[1])
+    conn.execute("begin transaction")
+    print("writing", flush=True)
+    time.sleep(float(sys.argv[2]))
+    conn.execute("commit")
+    conn.close()
+    print("done", flush=True)
+    time.sleep(30)
+    """
+)
+
+
+def test_a_query_and_an_export_wait_for_a_load_in_another_process(
+    wh: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    """Another instance (or `cosma sync`) loading the file this moment holds its write
+    lock for the load's length: a query or an export waits for it rather than answering
+    503 (found by the soak: four servers, syncs loading while members query)."""
+    dataset_id = new_dataset(wh)
+    writes_s = 0.3  # well within this process's lock_wait_s (0.5 s)
+    for read in (
+        lambda: totals(wh, dataset_id),
+        lambda: wh.export_parquet(
+            dataset_id, ExportFolder(LocalExportSink(tmp_path / "exports"), f"x/{uuid.uuid4()}/")
+        ),
+    ):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(wh.path_for(dataset_id)), str(writes_s)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
+            started = time.monotonic()
+            read()
+            assert time.monotonic() - started < wh.files.lock_wait_s + 0.5
+            assert writer.stdout.readline().strip() == "done"
+        finally:
+            writer.kill()
+            writer.wait()
+
+
+def test_a_query_still_fails_after_a_bounded_wait_for_a_writer_that_stays(
+    wh: DuckDBWarehouse,
+) -> None:
+    dataset_id = new_dataset(wh)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(wh.path_for(dataset_id)), "30"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
+        started = time.monotonic()
+        with pytest.raises(errors.Unavailable):
+            totals(wh, dataset_id)
+        wait_s = wh.files.lock_wait_s
+        assert wait_s <= time.monotonic() - started < wait_s + 2
+    finally:
+        writer.kill()
+        writer.wait()
+
+
 def test_plain_duckdb_refuses_a_writer_next_to_a_reader_in_one_process(tmp_path: Path) -> None:
     """Why writers evict first: without it the write fails outright."""
     path = str(tmp_path / "x.duckdb")
