@@ -317,6 +317,7 @@ class Orchestrator:
         return {c: folder / f"{d}.duckdb" for c, d in rows if (folder / f"{d}.duckdb").exists()}
 
     def stop(self) -> None:
+        self._stop_scheduler.set()
         for proc in [*self.clients, *self.servers]:
             proc.stop()
         if self.peer is not None:
@@ -325,6 +326,8 @@ class Orchestrator:
             self._worker.close()
             self._worker = None
         if self.recorder is not None:
+            for thread in self._syncs:
+                thread.join(60)
             self.recorder.close()
             self.recorder = None
 
