@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from soak.client import TAG
+
 # An error counts as the fault's if the request started before the fault's end plus this.
 RECOVERY_BOUND_S = 15.0
 USER_KINDS = ("load", "hostile", "forbidden", "removed", "setup", "resync", "final")
@@ -176,7 +178,8 @@ def _problems(problems: list[str]) -> str:
 
 
 def _index(org_id: str) -> int:
-    return int(org_id.removeprefix("org_zz")) if org_id.startswith("org_zz") else -1
+    found = TAG.search(org_id.encode())
+    return int(found.group(1)) if found else -1
 
 
 def check_isolation(ev: Evidence) -> Line:
@@ -198,7 +201,7 @@ def check_isolation(ev: Evidence) -> Line:
                 leaks.append(f"{r['rid']} ({r['route']}) carried {owner}'s {uuid}")
         for other in r.get("tags", ()):
             if other != own:
-                leaks.append(f"{r['rid']} ({r['route']}) carried a name of org_zz{other:02d}")
+                leaks.append(f"{r['rid']} ({r['route']}) carried a name of org {other}")
     hostile = [r for r in ev.records if r["kind"] == "hostile"]
     beyond = [r for r in ev.records if r["kind"] == "forbidden"]
     granted = [r for r in (*hostile, *beyond) if 200 <= r["status"] < 300]

@@ -5,7 +5,7 @@ use as theirs and write into its audit record, so the checks can join the two.
 A record holds the id, the route (its pattern), which instance answered, when
 the request started and ended, the status (and `Retry-After`), the statuses the
 scenario expected, the organization and person it acted as, and what the
-answer carried: every UUID and every organization tag (`zzNN`, which every
+answer carried: every UUID and every organization tag (`zqNNxq`, which every
 organization's names and user ids contain) found in its body.
 
 One connection per request, so what happened is never ambiguous: a refused
@@ -30,13 +30,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-TAG = re.compile(rb"zz(\d{2})")
+TAG = re.compile(rb"zq(\d{2})xq")
 TIMEOUT_S = 30.0
 
 
 def tag(index: int) -> str:
     """The mark every name and id of organization `index` carries."""
-    return f"zz{index:02d}"
+    return f"zq{index:02d}xq"
 
 
 @dataclass

@@ -7,7 +7,8 @@ is followed by every instance within the membership cache's bound, so the
 member it touched sits out that long (`quiet_until`) rather than be asked
 for what only one instance knows yet.
 
-Names and ids carry the organization's tag (`zzNN`, `soak.client.tag`), so an
+Names and ids carry the organization's tag (`zqNNxq`, `soak.client.tag`: six characters
+that random tokens in answers, a state or a code challenge, all but never hold), so an
 answer that carries anything of another organization's is seen at once.
 """
 
