@@ -11,7 +11,7 @@ UV_VERSION := 0.13.8
 UV := $(TOOLS)/uv/bin/uv
 UV_STAMP := $(TOOLS)/uv/.installed-$(UV_VERSION)
 
-.PHONY: run test lint bench package lock terraform-check clean
+.PHONY: run test lint bench soak package lock terraform-check clean
 
 # Everything comes from requirements.lock (exact versions, hash-checked); the project
 # itself is installed on top without resolving anything else.
@@ -46,14 +46,22 @@ test: $(STAMP) $(ORACLE)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared functions cosma tests bench scripts
-	$(BIN)/ruff format --check shared functions cosma
-	$(BIN)/mypy shared functions cosma
+	$(BIN)/ruff check shared functions cosma tests bench scripts soak
+	$(BIN)/ruff format --check shared functions cosma soak
+	$(BIN)/mypy shared functions cosma soak
 	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]' --constraint requirements.lock
 	$(BIN)/python -m bench
+
+## Four servers on one database under mixed load and faults, then every invariant checked
+## (docs/reliability.md). SOAK_SECONDS of load (3 minutes by default); SOAK_TTL is the
+## membership cache's bound the servers run with and the removals are held to.
+SOAK_SECONDS ?= 180
+SOAK_TTL ?= 30
+soak: $(STAMP)
+	$(BIN)/python -m soak --seconds $(SOAK_SECONDS) --principal-ttl $(SOAK_TTL)
 
 package: $(STAMP)
 	$(BIN)/python scripts/package.py

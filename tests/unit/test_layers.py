@@ -28,6 +28,7 @@ FORBIDDEN = (
     "duckdb",
     "requests",
     "cosma",
+    "soak",
 )
 
 
@@ -60,3 +61,22 @@ def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
     probe = tmp_path / "main.py"
     probe.write_text("from shared.db import Database\nimport psycopg\n")
     assert {"shared.db", "psycopg"} <= imported(probe)
+
+
+# The soak and the benchmarks drive the system from outside; nothing deployed or local
+# imports them.
+OUTSIDE = ("soak", "bench")
+
+
+def test_the_library_and_the_local_tooling_import_neither_soak_nor_bench() -> None:
+    library = sorted([*(ROOT / "shared").rglob("*.py"), *(ROOT / "cosma").rglob("*.py")])
+    assert len(library) > 50
+    reached = {
+        str(path.relative_to(ROOT)): sorted(
+            name
+            for name in imported(path)
+            if any(name == f or name.startswith(f + ".") for f in OUTSIDE)
+        )
+        for path in library
+    }
+    assert {path: names for path, names in reached.items() if names} == {}
