@@ -28,12 +28,16 @@ from __future__ import annotations
 # Field names contain "token"; their values are URLs and protocol names, not secrets.
 # ruff: noqa: S106
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from shared import errors
+from shared.platforms.oauth.form import FormRevocation, FormTokens
+from shared.platforms.oauth.meta import MetaGraphTokens, MetaPermissionsRevocation
+from shared.platforms.oauth.tiktok import TikTokRevocation, TikTokTokens
 
 if TYPE_CHECKING:
+    from shared.platforms.oauth.style import Revocation, TokenStyle
     from shared.settings import Settings
 
 __all__ = [
@@ -45,8 +49,12 @@ __all__ = [
     "platform",
 ]
 
-TokenStyle = Literal["form", "tiktok_json", "meta_graph"]
-RevokeStyle = Literal["rfc7009", "google", "meta_permissions", "tiktok_json", "none"]
+# The wire styles (shared/platforms/oauth/): small frozen objects, shared by entries.
+FORM = FormTokens()
+TIKTOK = TikTokTokens()
+META_GRAPH = MetaGraphTokens()
+RFC7009 = FormRevocation()
+GOOGLE_REVOKE = FormRevocation(client_auth=False)
 
 PLATFORM_NAMES: tuple[str, ...] = (
     "google_ads",
@@ -76,7 +84,8 @@ class Platform:
     authorize_url: str
     token_url: str
     revoke_url: str | None
-    revoke_style: RevokeStyle
+    # None: the platform has no revocation endpoint (disconnect deletes our copy).
+    revocation: Revocation | None
     scopes: tuple[str, ...]
     scope_note: str
     pkce: bool
@@ -91,9 +100,6 @@ class Platform:
     # Extra authorize parameters (Google: offline access and a fresh consent,
     # without which a second connect returns no refresh token).
     authorize_params: tuple[tuple[str, str], ...] = ()
-    # How the authorize request names the client and joins scopes.
-    client_id_param: str = "client_id"
-    scope_separator: str = " "
 
     @property
     def required_scopes(self) -> frozenset[str]:
@@ -112,7 +118,7 @@ def _entries(public_url: str) -> dict[str, Platform]:
             authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
             token_url="https://oauth2.googleapis.com/token",
             revoke_url="https://oauth2.googleapis.com/revoke",
-            revoke_style="google",
+            revocation=GOOGLE_REVOKE,
             scopes=("https://www.googleapis.com/auth/adwords",),
             scope_note=(
                 "Google Ads has no read-only scope: adwords is its only scope and allows "
@@ -125,7 +131,7 @@ def _entries(public_url: str) -> dict[str, Platform]:
             # change on some accounts) and it is dead.
             refresh_token_ttl_s=None,
             refresh_idle_expiry_s=183 * _DAY,
-            token_style="form",
+            token_style=FORM,
             api_base_url="https://googleads.googleapis.com",
             authorize_params=(("access_type", "offline"), ("prompt", "consent")),
         ),
@@ -135,7 +141,7 @@ def _entries(public_url: str) -> dict[str, Platform]:
             token_url=f"{graph}/oauth/access_token",
             # `{user_id}` is filled with the granting user's id (or "me").
             revoke_url=f"{graph}/{{user_id}}/permissions",
-            revoke_style="meta_permissions",
+            revocation=MetaPermissionsRevocation(),
             scopes=("ads_read",),
             scope_note=(
                 "ads_read only. Meta issues no refresh token: the code's short-lived user "
@@ -149,16 +155,15 @@ def _entries(public_url: str) -> dict[str, Platform]:
             access_token_ttl_s=60 * _DAY,
             refresh_token_ttl_s=60 * _DAY,
             refresh_idle_expiry_s=None,
-            token_style="meta_graph",
+            token_style=META_GRAPH,
             api_base_url=graph,
-            scope_separator=",",
         ),
         "linkedin": Platform(
             name="linkedin",
             authorize_url="https://www.linkedin.com/oauth/v2/authorization",
             token_url="https://www.linkedin.com/oauth/v2/accessToken",
             revoke_url="https://www.linkedin.com/oauth/v2/revoke",
-            revoke_style="rfc7009",
+            revocation=RFC7009,
             scopes=("r_ads", "r_ads_reporting"),
             scope_note="Read-only: r_ads (accounts, campaigns) and r_ads_reporting (analytics).",
             pkce=False,
@@ -168,7 +173,7 @@ def _entries(public_url: str) -> dict[str, Platform]:
             access_token_ttl_s=60 * _DAY,
             refresh_token_ttl_s=365 * _DAY,
             refresh_idle_expiry_s=None,
-            token_style="form",
+            token_style=FORM,
             api_base_url="https://api.linkedin.com/rest",
         ),
         "tiktok": Platform(
@@ -177,7 +182,7 @@ def _entries(public_url: str) -> dict[str, Platform]:
             token_url=f"{tiktok}/oauth2/access_token/",
             refresh_url=f"{tiktok}/oauth2/refresh_token/",
             revoke_url=f"{tiktok}/oauth2/revoke_token/",
-            revoke_style="tiktok_json",
+            revocation=TikTokRevocation(),
             scopes=(),
             scope_note=(
                 "TikTok permissions are chosen on the app in the TikTok for Business "
@@ -189,17 +194,15 @@ def _entries(public_url: str) -> dict[str, Platform]:
             access_token_ttl_s=_DAY,
             refresh_token_ttl_s=365 * _DAY,
             refresh_idle_expiry_s=None,
-            token_style="tiktok_json",
+            token_style=TIKTOK,
             api_base_url=tiktok,
-            client_id_param="app_id",
-            scope_separator=",",
         ),
         "microsoft": Platform(
             name="microsoft",
             authorize_url=f"{microsoft}/authorize",
             token_url=f"{microsoft}/token",
             revoke_url=None,
-            revoke_style="none",
+            revocation=None,
             scopes=("https://ads.microsoft.com/msads.manage", "offline_access"),
             scope_note=(
                 "msads.manage is Microsoft Advertising's only scope (no read-only one); "
@@ -213,7 +216,7 @@ def _entries(public_url: str) -> dict[str, Platform]:
             access_token_ttl_s=3600,
             refresh_token_ttl_s=None,
             refresh_idle_expiry_s=90 * _DAY,
-            token_style="form",
+            token_style=FORM,
             api_base_url="https://reporting.api.bingads.microsoft.com",
         ),
         "sandbox": Platform(
@@ -221,7 +224,7 @@ def _entries(public_url: str) -> dict[str, Platform]:
             authorize_url=f"{sandbox}/oauth/authorize",
             token_url=f"{sandbox}/oauth/token",
             revoke_url=f"{sandbox}/oauth/revoke",
-            revoke_style="rfc7009",
+            revocation=RFC7009,
             scopes=("reports.read",),
             scope_note="The local sandbox platform: one read-only scope.",
             pkce=True,
@@ -229,7 +232,7 @@ def _entries(public_url: str) -> dict[str, Platform]:
             access_token_ttl_s=3600,
             refresh_token_ttl_s=None,
             refresh_idle_expiry_s=90 * _DAY,
-            token_style="form",
+            token_style=FORM,
             api_base_url=f"{sandbox}/api",
         ),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +12,7 @@ from werkzeug.wrappers import Request, Response
 
 from shared.errors import InvalidGrant, ProviderUnavailable, RateLimited
 from shared.platforms import oauth, registry
+from shared.platforms.transport import MAX_RETRY_AFTER, retry_after_seconds
 from shared.settings import Settings
 from tests.support.oauth_providers import CLIENT_SECRET, provider_for
 from tests.support.servers import Recorder, serve
@@ -88,6 +90,16 @@ def test_429_is_rate_limited_with_retry_after() -> None:
     assert app.requests[0]["args"] == {} and b"rt" in app.requests[0]["body"]
 
 
+def test_oauth_and_reports_read_retry_after_alike() -> None:
+    # One parser: an HTTP date is read, and a hostile delay is capped as for reports.
+    date = "Wed, 21 Oct 2015 07:28:00 GMT"
+    for header, expected in (("99999", MAX_RETRY_AFTER), (date, 0.0)):
+        app = Recorder(lambda r, h=header: Response("", status=429, headers={"Retry-After": h}))
+        with serve(app) as base, pytest.raises(RateLimited) as caught:
+            call_refresh(entry("linkedin", base), "rt")
+        assert caught.value.retry_after == expected == retry_after_seconds(header)
+
+
 def test_an_unreachable_provider_is_unavailable() -> None:
     with serve(Recorder(lambda r: Response(""))) as base:
         pass  # closed: nothing listens there any more
@@ -127,3 +139,34 @@ def test_meta_revoke_deletes_the_users_permissions() -> None:
     assert outcome == "revoked"
     assert (seen[0].method, seen[0].path) == ("DELETE", "/v25.0/42/permissions")
     assert seen[0].headers["Authorization"] == "Bearer ll-tok" and not seen[0].args
+
+
+def test_a_kept_refresh_token_keeps_every_other_field() -> None:
+    # TikTok answers a refresh with the same refresh token and the grant's advertisers:
+    # dropping the unchanged token must not drop the accounts (or anything else).
+    answer = {
+        "code": 0,
+        "message": "OK",
+        "data": {
+            "access_token": "at-new",
+            "refresh_token": "rt-kept",
+            "access_token_expire_in": 86400,
+            "refresh_token_expire_in": 31536000,
+            "advertiser_ids": ["7000000001", "7000000002"],
+            "scope": [4, 5],
+            "open_id": "u-1",
+        },
+    }
+    app = Recorder(lambda r: Response(json.dumps(answer), mimetype="application/json"))
+    with serve(app) as base:
+        tokens = oauth.refresh(
+            entry("tiktok", base), "rt-kept", client_id="c", client_secret=CLIENT_SECRET
+        )
+    assert tokens.refresh_token is None
+    assert tokens.account_ids == ("7000000001", "7000000002")
+    assert (tokens.access_token, tokens.expires_in, tokens.refresh_expires_in) == (
+        "at-new",
+        86400,
+        31536000,
+    )
+    assert (tokens.scopes, tokens.external_user_id) == (("4", "5"), "u-1")

@@ -136,14 +136,14 @@ class TokenFront:
             return self.inner(environ, start_response)
         self.refreshes += 1
         access = f"at-{pysecrets.token_urlsafe(8)}"
-        if self.platform.token_style == "tiktok_json":
+        if self.platform.name == "tiktok":
             assert request.get_json()["grant_type"] == "refresh_token"
             body: dict[str, Any] = {
                 "code": 0,
                 "message": "OK",
                 "data": {"access_token": access, "access_token_expire_in": 86400},
             }
-        elif self.platform.token_style == "meta_graph":
+        elif self.platform.name == "meta":
             assert request.form["grant_type"] == "fb_exchange_token"
             body = {"access_token": access, "token_type": "bearer", "expires_in": 5_000_000}
         else:

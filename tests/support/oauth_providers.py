@@ -84,7 +84,7 @@ class _Provider:
 
     def _authorize(self, request: Request) -> Response:
         args = request.args
-        client = args.get(self.entry.client_id_param)
+        client = args.get("app_id" if self.name == "tiktok" else "client_id")
         redirect = args.get("redirect_uri", "")
         if client != self.client_id or not redirect:
             return Response("bad client", status=400)

@@ -60,7 +60,7 @@ def test_revocation_per_platform() -> None:
         "https://business-api.tiktok.com/open_api/v1.3/oauth2/revoke_token/"
     )
     microsoft = get("microsoft")
-    assert microsoft.revoke_url is None and microsoft.revoke_style == "none"
+    assert microsoft.revoke_url is None and microsoft.revocation is None
     assert "no revocation endpoint" in microsoft.scope_note
 
 

@@ -14,8 +14,8 @@ from shared import errors
 from shared.errors import ProviderUnavailable
 from shared.platforms.reports import CONNECTORS, connector_for
 from shared.platforms.reports.base import check_range, provider_data
-from shared.platforms.reports.http import retry_after_seconds
 from shared.platforms.reports.normalize import DailyColumns, count, micros, micros_to_text
+from shared.platforms.transport import retry_after_seconds
 from shared.warehouse import DAILY_SCHEMA
 from shared.warehouse.schema import conform
 

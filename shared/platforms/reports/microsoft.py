@@ -47,8 +47,8 @@ from shared.errors import (
 )
 from shared.platforms.base import Account
 from shared.platforms.reports.base import check_range, provider_data
-from shared.platforms.reports.http import retry_after_seconds
 from shared.platforms.reports.normalize import DailyColumns, count, micros, number
+from shared.platforms.transport import retry_after_seconds
 
 if TYPE_CHECKING:
     import pyarrow as pa
