@@ -57,7 +57,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from cosma import localdb
     from cosma.server import LocalServer
-    from shared.runtime import Runtime
 
     home = state_dir()
     home.mkdir(parents=True, exist_ok=True)
@@ -69,8 +68,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     db = localdb.prepare(admin_url=os.environ.get("DATABASE_URL"), datadir=home / "pg")
     try:
         settings = local_settings(db.app_url, db.worker_url, home)
-        runtime = Runtime(settings)
-        from cosma import sandbox_oauth
+        from cosma import sandbox_oauth, sandbox_platform
+
+        # The local composition: the deployed platforms plus the sandbox.
+        runtime = sandbox_platform.local_runtime(settings)
 
         # The sandbox platform's client secret, created on first run like the keys.
         sandbox_oauth.ensure_client_secret(settings)
@@ -328,11 +329,11 @@ def cmd_keys_check(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """One sync invocation on the worker role, as POST /sync runs it (no OIDC locally)."""
-    from shared.runtime import Runtime
+    from cosma import sandbox_platform
     from shared.sync import leases, runner
 
     settings, stop = _worker_settings()
-    runtime = Runtime(settings)
+    runtime = sandbox_platform.local_runtime(settings)
     try:
         if args.now:
             print(f"made {leases.make_due(runtime.worker_db)} connection(s) due now", flush=True)

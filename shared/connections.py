@@ -135,9 +135,9 @@ def start(
     account_ids: list[str] | None = None,
 ) -> Started:
     """Create the single-use state and return the provider's authorization URL."""
-    platform = registry.platform(platform_name, runtime.settings)
+    platform = runtime.platforms.platform(platform_name)
     require_client(tx, principal, "connect", client_id)
-    oauth_client_id = registry.client_id(platform.name, runtime.settings)
+    oauth_client_id = runtime.platforms.client_id(platform.name)
     state = secrets.token_urlsafe(32)
     verifier = oauth.new_code_verifier() if platform.pkce else None
     callback = redirect_uri(runtime)
@@ -205,13 +205,13 @@ def exchange(runtime: Runtime, consumed: _State, code: str) -> tuple[registry.Pl
     if not code or len(code) > 4096:
         raise errors.InvalidState()
     settings = runtime.settings
-    platform = registry.platform(consumed.platform, settings)
+    platform = runtime.platforms.platform(consumed.platform)
     tokens = oauth.exchange_code(
         platform,
         code,
         redirect_uri=consumed.redirect_uri,
         code_verifier=consumed.code_verifier,
-        client_id=registry.client_id(platform.name, settings),
+        client_id=runtime.platforms.client_id(platform.name),
         client_secret=runtime.secrets.get(registry.client_secret_name(platform.name)),
         timeout=settings.oauth_timeout_s,
     )
@@ -312,7 +312,7 @@ def revoke_quietly(runtime: Runtime, platform: registry.Platform, tokens: Any) -
     return oauth.revoke(
         platform,
         tokens.refresh_token or tokens.access_token,
-        client_id=registry.client_id(platform.name, settings),
+        client_id=runtime.platforms.client_id(platform.name),
         client_secret=secret,
         external_user_id=tokens.external_user_id,
         timeout=settings.oauth_revoke_timeout_s,
@@ -386,12 +386,12 @@ def _revoke_stored(
 
     settings = runtime.settings
     try:
-        platform = registry.platform(name, settings)
+        platform = runtime.platforms.platform(name)
         token = runtime.cipher.decrypt(
             ciphertext, connection_id=connection_id, org_id=principal.org_id
         )
         secret = runtime.secrets.get(registry.client_secret_name(name))
-        oauth_client_id = registry.client_id(name, settings)
+        oauth_client_id = runtime.platforms.client_id(name)
     except InvalidToken:
         return "failed:credential_unreadable"
     except errors.CosmaError as exc:

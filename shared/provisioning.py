@@ -29,9 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from shared import errors
 from shared.policy import require_client
 from shared.warehouse.ids import (
-    PLATFORMS,
     canonical_client_id,
-    check_platform,
     dataset_id_for,
     labels_for,
 )
@@ -91,9 +89,9 @@ def provision(
     action: Literal["manage", "connect"] = "manage",
 ) -> DatasetRecord:
     """The client's dataset for `platform`, created if needed, recorded in Postgres."""
+    platform = runtime.platforms.check(platform)
     require_client(tx, principal, action, client_id)
     client_id = canonical_client_id(client_id)
-    platform = check_platform(platform)
     org = tx.execute(
         "select location from organizations where id = %s", (principal.org_id,)
     ).fetchone()
@@ -129,11 +127,12 @@ def list_datasets(tx: Any, principal: Principal, client_id: str) -> list[Dataset
 
 def drop(runtime: Runtime, tx: Any, principal: Principal, client_id: str, platform: str) -> None:
     """Delete the dataset (and its rows) of (client, platform) and its record."""
+    platform = runtime.platforms.check(platform)
     require_client(tx, principal, "manage", client_id)
     client_id = canonical_client_id(client_id)
     row = tx.execute(
         "delete from datasets where client_id = %s and platform = %s returning dataset_id",
-        (client_id, check_platform(platform)),
+        (client_id, platform),
     ).fetchone()
     if row is None:
         raise errors.NotFound("No such dataset.")
@@ -172,7 +171,7 @@ def erase_client(runtime: Runtime, tx: Any, principal: Principal, client_id: str
         ).fetchall()
     ]
     # Also the ids of datasets never recorded (a provisioning that died before its commit).
-    expected = {dataset_id_for(runtime.settings.env, client_id, p) for p in PLATFORMS}
+    expected = {dataset_id_for(runtime.settings.env, client_id, p) for p in runtime.platforms.names}
     for dataset_id in sorted(expected | set(dataset_ids)):
         runtime.warehouse.drop_dataset(dataset_id)
     deleted = tx.execute("delete from clients where id = %s", (client_id,)).rowcount

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
 
 import functions_framework
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,10 +23,12 @@ from werkzeug.wrappers import Request, Response
 
 from shared import audit, provisioning
 from shared.http import Context, Router, json_response, validate
+from shared.reporting.spec import PlatformName
 
 router = Router("datasets")
 
-Platform = Literal["google_ads", "meta", "linkedin", "tiktok", "microsoft", "sandbox"]
+# A platform name; whether this deployment serves it is checked by `provisioning`.
+Platform = PlatformName
 
 
 class ProvisionRequest(BaseModel):

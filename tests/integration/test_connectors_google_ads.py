@@ -9,13 +9,15 @@ import pytest
 
 from shared import errors
 from shared.errors import PermissionDenied, ProviderUnavailable, RateLimited
-from shared.platforms.reports import ApiClient, connector_for
+from shared.platforms.registry import Registry
+from shared.platforms.reports import ApiClient
 from shared.platforms.reports.google_ads import (
     API_VERSION,
     CLIENTS_GAQL,
     GoogleAdsAccount,
     GoogleAdsConnector,
 )
+from shared.settings import Settings
 from shared.warehouse import DAILY_SCHEMA
 from shared.warehouse.schema import conform
 from tests.support.platform_servers import GoogleAdsServer, Row, sample_rows
@@ -62,7 +64,7 @@ def test_managers_expand_to_their_client_accounts(
     google: tuple[GoogleAdsServer, ApiClient],
 ) -> None:
     server, api = google
-    accounts = connector_for("google_ads").accounts(api, [])
+    accounts = Registry.from_settings(Settings()).connector("google_ads").accounts(api, [])
     assert [(a.id, a.currency, a.timezone) for a in accounts] == [
         (CLIENT_A, "AUD", "Australia/Sydney"),
         (CLIENT_B, "USD", "America/New_York"),

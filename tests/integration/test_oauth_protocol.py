@@ -12,6 +12,7 @@ from werkzeug.wrappers import Request, Response
 
 from shared.errors import InvalidGrant, ProviderUnavailable, RateLimited
 from shared.platforms import oauth, registry
+from shared.platforms.registry import Registry
 from shared.platforms.transport import MAX_RETRY_AFTER, retry_after_seconds
 from shared.settings import Settings
 from tests.support.oauth_providers import CLIENT_SECRET, provider_for
@@ -19,7 +20,7 @@ from tests.support.servers import Recorder, serve
 
 
 def entry(name: str, base: str) -> registry.Platform:
-    return registry.platform(name, Settings(platform_base_urls={name: base}))
+    return Registry.from_settings(Settings(platform_base_urls={name: base})).platform(name)
 
 
 @pytest.fixture
@@ -121,7 +122,7 @@ def test_revoke_outcomes(served: Any) -> None:
 
 
 def test_microsoft_revoke_is_not_supported() -> None:
-    platform = registry.platform("microsoft", Settings())
+    platform = Registry.from_settings(Settings()).platform("microsoft")
     assert oauth.revoke(platform, "t", client_id="c", client_secret="s") == "not_supported"
 
 

@@ -186,8 +186,8 @@ def platform_bench(
         )
         if isinstance(server, MicrosoftServer):
             server.download_base = url
-        holder["app"] = TokenFront(registry.platform(name, local), server)
         runtime = Runtime(local)
+        holder["app"] = TokenFront(runtime.platforms.platform(name), server)
         bench = Bench(db, runtime, Seeder(db.admin_url))
         bench.retire_all()
         try:

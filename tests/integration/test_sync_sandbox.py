@@ -14,9 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from cosma import localdb, sandbox_oauth
+from cosma import localdb, sandbox_oauth, sandbox_platform
 from cosma.server import LocalServer
-from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.sync import leases, runner
 from tests.support.identity import TokenIssuer
@@ -48,7 +47,7 @@ def local(
             sync_first_days=10,
         )
         sandbox_oauth.ensure_client_secret(local_settings)
-        runtime = Runtime(local_settings)
+        runtime = sandbox_platform.local_runtime(local_settings)
         holder["app"] = LocalServer(runtime)
         yield Bench(db, runtime, Seeder(db.admin_url)), url
         runtime.close()

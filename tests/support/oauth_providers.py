@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from werkzeug.wrappers import Request, Response
 
-from shared.platforms import registry
+from shared.platforms.registry import Registry
 from shared.settings import Settings
 from tests.support.log_scan import remember
 from tests.support.servers import Recorder
@@ -53,7 +53,7 @@ class _Provider:
     def __init__(self, name: str, client_id: str, *, slow_s: float = 3.0) -> None:
         self.name = name
         self.client_id = client_id
-        self.entry = registry.platform(name, Settings(public_url="http://127.0.0.1:1"))
+        self.entry = Registry.from_settings(Settings()).platform(name)
         self.slow_s = slow_s
         self.token_mode: str | None = None
         self.revoke_mode: str | None = None

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     # Imported where a call is made: listing connections never loads it (cold start).
     import requests
 
-    from shared.platforms.registry import Platform
+    from shared.platforms.entry import Platform
 
 __all__ = [
     "authorization_url",

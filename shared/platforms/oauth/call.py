@@ -20,7 +20,7 @@ from shared.platforms.transport import send, server_fault
 if TYPE_CHECKING:
     import requests
 
-    from shared.platforms.registry import Platform
+    from shared.platforms.entry import Platform
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from shared.platforms.base import TokenSet
 from shared.platforms.oauth.call import as_int, json_object, scopes, str_or_none
 
 if TYPE_CHECKING:
+    from shared.platforms.entry import Platform
     from shared.platforms.oauth.call import ProviderCall
-    from shared.platforms.registry import Platform
 
 __all__ = ["FormRevocation", "FormTokens"]
 

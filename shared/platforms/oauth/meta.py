@@ -23,8 +23,8 @@ from shared.platforms.base import TokenSet
 from shared.platforms.oauth.call import as_int, json_object
 
 if TYPE_CHECKING:
+    from shared.platforms.entry import Platform
     from shared.platforms.oauth.call import ProviderCall
-    from shared.platforms.registry import Platform
 
 __all__ = ["MetaGraphTokens", "MetaPermissionsRevocation"]
 

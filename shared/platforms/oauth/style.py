@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from shared.platforms.base import TokenSet
+    from shared.platforms.entry import Platform
     from shared.platforms.oauth.call import ProviderCall
-    from shared.platforms.registry import Platform
 
 
 class TokenStyle(Protocol):

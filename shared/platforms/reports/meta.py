@@ -2,7 +2,7 @@
 
 Requests (Graph API, token in the Authorization header, which Graph accepts;
 paths are relative to the registry's api_base_url, which carries the Graph
-version, `registry.META_GRAPH_VERSION`):
+version, `cloud.META_GRAPH_VERSION`):
     GET  /{v}/me/adaccounts?fields=account_id,name,currency,timezone_name   (grant's accounts)
     GET  /{v}/act_{id}?fields=account_id,name,currency,timezone_name        (configured ones)
     GET  /{v}/act_{id}/insights   level=ad, time_increment=1, time_range, fields, limit
