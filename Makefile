@@ -24,6 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check shared functions cosma tests bench scripts
 	$(BIN)/ruff format --check shared functions cosma
 	$(BIN)/mypy shared functions cosma
+	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -33,6 +33,7 @@ from cosma import localdb
 from cosma.issuer import LocalIssuer
 from cosma.server import LocalServer
 from shared import provisioning
+from shared.audit import RequestAudit
 from shared.principal import Principal
 from shared.reporting import QuerySpec
 from shared.reporting.sql import build
@@ -97,8 +98,8 @@ def _seed(admin_url: str) -> tuple[str, str, list[str]]:
 
 
 def _load(runtime: Runtime, principal: Principal, client_id: str, rows: int) -> str:
-    with runtime.db.tenant(principal) as tx:
-        record = provisioning.provision(runtime, tx, principal, client_id, "meta")
+    audit = RequestAudit(lambda: runtime.db, action="bench.load", request_id="bench-load")
+    record = provisioning.provision(runtime, principal, audit, client_id, "meta")
     end = START + dt.timedelta(days=DAYS - 1)
     for account in range(ACCOUNTS):
         table = _rows(rows // ACCOUNTS, account)

@@ -141,7 +141,7 @@ def _stage() -> Iterator[Stage]:
             )
             runtime = sandbox_platform.local_runtime(settings)
             try:
-                load(runtime, runtime.db.tenant, org, client, ("sandbox",), count=60)
+                load(runtime, org, client, ("sandbox",), count=60)
             finally:
                 runtime.close()
 

@@ -117,7 +117,7 @@ class SandboxReports:
 
     def _report(self, ctx: Context) -> Response:
         self._check(ctx)
-        query: ReportQuery = ctx.query()
+        query = ctx.query(ReportQuery)
         if query.account_id not in _IDS:
             raise errors.NotFound("No such account.")
         start = int(query.page_token or 0)

@@ -65,7 +65,7 @@ def local_router() -> Router:
     @router.route("GET", "/openapi.json")
     def openapi_json(ctx: Context) -> Response:
         """The OpenAPI 3.1 document of every function's routes."""
-        from shared import openapi
+        from shared.http import openapi
 
         routers = [function_router(name) for name in PREFIXES]
         document = openapi.document(routers, server_url=ctx.settings.public_url)

@@ -4,21 +4,31 @@ Records are written inside the transaction whose work they describe, so an
 action and its record commit or vanish together. The database computes the
 chain (see migration 0001); `verify` recomputes it independently here and
 names the first broken link.
+
+`RequestAudit` is one request's record: every audited route leaves exactly
+one, whatever happens. A service writes it inside its own transaction
+(`record(tx, ...)`; it counts as written only once that transaction commits),
+or alone in one round trip (`record_alone`) for a read whose work is not in
+Postgres; when neither ran (a refusal, a failure), the HTTP layer writes the
+outcome afterwards.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-import psycopg
-from psycopg import sql
 
 from shared.policy import require_manage
 
 if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql
+
+    from shared.db import Database
     from shared.principal import Principal
+    from shared.tenancy import TenantTransaction
 
 _SEP = "\x1f"
 
@@ -30,7 +40,7 @@ _INSERT = (
 
 
 def record(
-    conn: psycopg.Connection,
+    conn: psycopg.Connection[Any],
     *,
     org_id: str,
     actor: str,
@@ -58,6 +68,8 @@ def record_statement(
 ) -> sql.Composed:
     """The same insert as `record`, as a statement with its values quoted by psycopg,
     for `Database.run_once` (a whole transaction in one round trip)."""
+    from psycopg import sql
+
     values = (org_id, actor, action, resource, outcome, detail, request_id)
     return sql.SQL(_INSERT).format(*(sql.Literal(v) for v in values))
 
@@ -72,7 +84,7 @@ _EXPORT = (
 
 
 def export(
-    conn: psycopg.Connection,
+    conn: psycopg.Connection[Any],
     *,
     org_id: str,
     after_seq: int = 0,
@@ -102,20 +114,95 @@ def export(
 
 
 def export_page(
-    tx: Any, principal: Principal, *, after_seq: int, since: Any, until: Any, limit: int
+    db: Database,
+    principal: Principal,
+    audit: RequestAudit,
+    *,
+    after_seq: int,
+    since: Any,
+    until: Any,
+    limit: int,
 ) -> dict[str, Any]:
-    """`GET /audit`: admins only, their own organization's records, one page."""
+    """`GET /audit`: admins only, their own organization's records, one page; the
+    request's record is written in the transaction that reads the page."""
+    from shared.tenancy import tenant
+
     require_manage(principal)
-    records = export(
-        tx.conn,
-        org_id=principal.org_id,
-        after_seq=after_seq,
-        since=since,
-        until=until,
-        limit=limit,
-    )
+    with tenant(db, principal) as tx:
+        records = export(
+            tx.conn,
+            org_id=principal.org_id,
+            after_seq=after_seq,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+        audit.record(tx, resource="/audit", detail=f"records={len(records)}")
     last = records[-1]["seq"] if len(records) == limit else None
     return {"records": records, "next_after_seq": last}
+
+
+def outcome_for(status: int) -> str:
+    """The audit vocabulary for how a request ended."""
+    if status < 400:
+        return "ok"
+    if status in (401, 403, 404):
+        return "denied"
+    if status < 500:
+        return "rejected"
+    return "error"
+
+
+class RequestAudit:
+    """The one audit record of one request (see the module docstring)."""
+
+    def __init__(self, db: Callable[[], Database], *, action: str | None, request_id: str) -> None:
+        self._db = db
+        self.action = action
+        self.request_id = request_id
+        self.written = False
+
+    def record(
+        self,
+        tx: TenantTransaction,
+        *,
+        resource: str,
+        outcome: str = "ok",
+        detail: str = "",
+        action: str | None = None,
+    ) -> None:
+        """The record, inside `tx`: it commits with the work or not at all."""
+        principal = tx.principal
+        record(
+            tx.conn,
+            org_id=principal.org_id,
+            actor=principal.user_id,
+            action=action or self.action or "unknown",
+            resource=resource,
+            outcome=outcome,
+            detail=detail,
+            request_id=self.request_id,
+        )
+        tx.on_commit(self._written)
+
+    def record_alone(
+        self, principal: Principal, *, resource: str, outcome: str = "ok", detail: str = ""
+    ) -> None:
+        """The record in a transaction of its own, sent in one round trip."""
+        statement = record_statement(
+            org_id=principal.org_id,
+            actor=principal.user_id,
+            action=self.action or "unknown",
+            resource=resource,
+            outcome=outcome,
+            detail=detail,
+            request_id=self.request_id,
+        )
+        self._db().run_once(principal.claims(), statement)
+        self.written = True
+
+    def _written(self) -> None:
+        self.written = True
 
 
 @dataclass(frozen=True)
@@ -130,7 +217,7 @@ def _canonical(row: tuple[object, ...]) -> bytes:
     return _SEP.join(str(v) for v in row).encode()
 
 
-def verify(conn: psycopg.Connection, org_id: str | None = None) -> list[BrokenLink]:
+def verify(conn: psycopg.Connection[Any], org_id: str | None = None) -> list[BrokenLink]:
     """Recompute every chain (or one organization's); return the first break of each."""
     query = (
         "select id, org_id, seq, actor, action, resource, outcome, detail, request_id,"

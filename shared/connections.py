@@ -14,8 +14,10 @@
     list        the client's connections, never token material
 
 Invariants:
-- Every entry point resolves the client's organization with
-  `shared.policy.require_client` in the caller's transaction before acting.
+- Every entry point resolves the client with `shared.policy.access_client` in
+  the caller's transaction before acting, and uses the client it returns.
+- Each entry point writes the request's one audit record with its work
+  (`audit.record(tx, ...)`); a failure is recorded by the HTTP layer.
 - A state that is unknown, forged, expired, used or another user's gives one
   and the same `InvalidState`; the `oauth_states_own` policy already hides
   other users' rows, and the consume statement checks expiry with our clock.
@@ -43,12 +45,12 @@ from typing import TYPE_CHECKING, Any
 from shared import errors
 from shared.errors import AccessDenied, ProviderError
 from shared.platforms import oauth, registry
-from shared.policy import require_client
+from shared.platforms.base import TokenSet
+from shared.policy import Client, access_client
+from shared.tenancy import TenantTransaction, tenant
 
 if TYPE_CHECKING:
-    from werkzeug.wrappers import Response
-
-    from shared.http import Context
+    from shared.audit import RequestAudit
     from shared.principal import Principal
     from shared.runtime import Runtime
 
@@ -94,6 +96,15 @@ class Connected:
     scopes_flagged: bool
     dataset: str  # "ready" or "pending"
 
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.connection_id,
+            "client_id": self.client_id,
+            "platform": self.platform,
+            "scopes_flagged": self.scopes_flagged,
+            "dataset": self.dataset,
+        }
+
 
 @dataclass(frozen=True)
 class Disconnected:
@@ -128,45 +139,47 @@ def _canonical(value: str) -> str:
 
 def start(
     runtime: Runtime,
-    tx: Any,
     principal: Principal,
+    audit: RequestAudit,
     platform_name: str,
     client_id: str,
     account_ids: list[str] | None = None,
 ) -> Started:
     """Create the single-use state and return the provider's authorization URL."""
     platform = runtime.platforms.platform(platform_name)
-    require_client(tx, principal, "connect", client_id)
-    oauth_client_id = runtime.platforms.client_id(platform.name)
     state = secrets.token_urlsafe(32)
     verifier = oauth.new_code_verifier() if platform.pkce else None
     callback = redirect_uri(runtime)
-    tx.execute(
-        "insert into oauth_states (state_hash, org_id, user_id, client_id, platform,"
-        " code_verifier, redirect_uri, expires_at, account_ids)"
-        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            _state_hash(state),
-            principal.org_id,
-            principal.user_id,
-            _canonical(client_id),
-            platform.name,
-            verifier,
-            callback,
-            _timestamp(runtime.clock() + STATE_TTL_S),
-            list(account_ids or []),
-        ),
-    )
+    with tenant(runtime.db, principal) as tx:
+        client = access_client(tx, principal, "connect", client_id)
+        oauth_client_id = runtime.platforms.client_id(platform.name)
+        tx.execute(
+            "insert into oauth_states (state_hash, org_id, user_id, client_id, platform,"
+            " code_verifier, redirect_uri, expires_at, account_ids)"
+            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                _state_hash(state),
+                principal.org_id,
+                principal.user_id,
+                client.id,
+                platform.name,
+                verifier,
+                callback,
+                _timestamp(runtime.clock() + STATE_TTL_S),
+                list(account_ids or []),
+            ),
+        )
+        audit.record(
+            tx,
+            resource=f"/clients/{client.id}/connections",
+            detail=f"start platform={platform.name}",
+        )
     url = oauth.authorization_url(
         platform,
         client_id=oauth_client_id,
         redirect_uri=callback,
         state=state,
         code_verifier=verifier,
-    )
-    tx.audit(
-        resource=f"/clients/{_canonical(client_id)}/connections",
-        detail=f"start platform={platform.name}",
     )
     return Started(url, STATE_TTL_S)
 
@@ -184,7 +197,9 @@ class _State:
     account_ids: list[str]
 
 
-def consume_state(runtime: Runtime, tx: Any, principal: Principal, state: str) -> _State:
+def consume_state(
+    runtime: Runtime, tx: TenantTransaction, principal: Principal, state: str
+) -> _State:
     """Mark the state used, atomically, or raise InvalidState. Commit before the exchange."""
     if not state or len(state) > 256:
         raise errors.InvalidState()
@@ -200,7 +215,7 @@ def consume_state(runtime: Runtime, tx: Any, principal: Principal, state: str) -
     return _State(row[0], row[1], row[2], row[3], row[4], list(row[5] or []))
 
 
-def exchange(runtime: Runtime, consumed: _State, code: str) -> tuple[registry.Platform, Any]:
+def exchange(runtime: Runtime, consumed: _State, code: str) -> tuple[registry.Platform, TokenSet]:
     """The provider's tokens for `code`: no transaction is open while we wait."""
     if not code or len(code) > 4096:
         raise errors.InvalidState()
@@ -241,15 +256,16 @@ def check_scopes(runtime: Runtime, platform: registry.Platform, granted: tuple[s
 
 def store(
     runtime: Runtime,
-    tx: Any,
+    tx: TenantTransaction,
     principal: Principal,
+    audit: RequestAudit,
     consumed: _State,
     platform: registry.Platform,
-    tokens: Any,
+    tokens: TokenSet,
     scopes_flagged: bool,
 ) -> Connected:
     """One transaction: connection, sealed token, dataset (savepoint), audit."""
-    require_client(tx, principal, "connect", consumed.client_id)
+    client = access_client(tx, principal, "connect", consumed.client_id)
     connection_id = str(uuid.uuid4())
     credential = tokens.refresh_token or tokens.access_token
     sealed = runtime.cipher.encrypt(
@@ -262,7 +278,7 @@ def store(
         (
             connection_id,
             principal.org_id,
-            consumed.client_id,
+            client.id,
             platform.name,
             (tokens.external_user_id or None) and str(tokens.external_user_id)[:128],
             list(tokens.scopes),
@@ -276,33 +292,34 @@ def store(
             consumed.account_ids or list(tokens.account_ids),
         ),
     )
-    dataset = _provision(runtime, tx, principal, consumed.client_id, platform.name)
-    tx.audit(
+    dataset = _provision(runtime, tx, principal, client, platform.name)
+    audit.record(
+        tx,
         resource=f"/connections/{connection_id}",
         detail=(
-            f"connected platform={platform.name} client={consumed.client_id}"
+            f"connected platform={platform.name} client={client.id}"
             f" scopes_flagged={str(scopes_flagged).lower()} dataset={dataset}"
         ),
     )
-    return Connected(connection_id, consumed.client_id, platform.name, scopes_flagged, dataset)
+    return Connected(connection_id, client.id, platform.name, scopes_flagged, dataset)
 
 
-def _provision(runtime: Runtime, tx: Any, principal: Principal, client_id: str, name: str) -> str:
+def _provision(
+    runtime: Runtime, tx: TenantTransaction, principal: Principal, client: Client, name: str
+) -> str:
     """Ask for the dataset under a savepoint; a warehouse failure leaves it pending."""
-    try:
-        from shared import provisioning
-    except ImportError:  # pragma: no cover - the datasets module ships with shared
-        return "pending"
+    from shared import provisioning
+
     try:
         with tx.conn.transaction():  # a savepoint inside the caller's transaction
-            provisioning.provision(runtime, tx, principal, client_id, name, action="connect")
+            provisioning.ensure_dataset(runtime, tx, principal, client, name)
     except errors.CosmaError as exc:
         log.warning("dataset provisioning deferred: %s", exc.slug)
         return "pending"
     return "ready"
 
 
-def revoke_quietly(runtime: Runtime, platform: registry.Platform, tokens: Any) -> str:
+def revoke_quietly(runtime: Runtime, platform: registry.Platform, tokens: TokenSet) -> str:
     """Give back a grant we will not keep (best effort, bounded)."""
     settings = runtime.settings
     try:
@@ -319,10 +336,11 @@ def revoke_quietly(runtime: Runtime, platform: registry.Platform, tokens: Any) -
     )
 
 
-def callback(ctx: Context, principal: Principal, code: str, state: str, error: str) -> Connected:
+def callback(
+    runtime: Runtime, principal: Principal, audit: RequestAudit, code: str, state: str, error: str
+) -> Connected:
     """The whole callback; raises our errors (nothing stored) or returns the connection."""
-    runtime = ctx.runtime
-    with ctx.tenant() as tx:
+    with tenant(runtime.db, principal) as tx:
         consumed = consume_state(runtime, tx, principal, state)
     # The state is spent from here on, whatever happens next.
     if error:
@@ -335,20 +353,21 @@ def callback(ctx: Context, principal: Principal, code: str, state: str, error: s
     except AccessDenied:
         revoke_quietly(runtime, platform, tokens)
         raise
-    with ctx.tenant() as tx:
-        return store(runtime, tx, principal, consumed, platform, tokens, flagged)
+    with tenant(runtime.db, principal) as tx:
+        return store(runtime, tx, principal, audit, consumed, platform, tokens, flagged)
 
 
 # ---------------------------------------------------------------- disconnect
 
 
-def disconnect(ctx: Context, principal: Principal, connection_id: str) -> Disconnected:
+def disconnect(
+    runtime: Runtime, principal: Principal, audit: RequestAudit, connection_id: str
+) -> Disconnected:
     """Revoke at the provider, then delete the token and audit, in one transaction."""
-    runtime = ctx.runtime
     canonical = _canonical(connection_id)
     if not canonical:
         raise errors.NotFound("No such connection.")
-    with ctx.tenant() as tx:
+    with tenant(runtime.db, principal) as tx:
         row = tx.execute(
             "select client_id::text, platform, token_ciphertext, external_account_id"
             " from connections where id = %s",
@@ -357,20 +376,20 @@ def disconnect(ctx: Context, principal: Principal, connection_id: str) -> Discon
         if row is None:
             raise errors.NotFound("No such connection.")
         client_id, name, ciphertext, external_user_id = row
-        require_client(tx, principal, "disconnect", client_id)
+        client = access_client(tx, principal, "disconnect", client_id)
     outcome = "none:no_token"
     if ciphertext is not None:
         outcome = _revoke_stored(
             runtime, principal, canonical, name, bytes(ciphertext), external_user_id
         )
-    with ctx.tenant() as tx:
-        require_client(tx, principal, "disconnect", client_id)
+    with tenant(runtime.db, principal) as tx:
+        access_client(tx, principal, "disconnect", client.id)
         tx.execute(
             "update connections set token_ciphertext = null, key_version = null,"
             " status = 'revoked', updated_at = now() where id = %s",
             (canonical,),
         )
-        tx.audit(resource=f"/connections/{canonical}", detail=f"revoke={outcome}")
+        audit.record(tx, resource=f"/connections/{canonical}", detail=f"revoke={outcome}")
     return Disconnected(canonical, outcome)
 
 
@@ -410,9 +429,14 @@ def _revoke_stored(
 # ---------------------------------------------------------------- list
 
 
-def list_connections(tx: Any, principal: Principal, client_id: str) -> list[dict[str, Any]]:
-    require_client(tx, principal, "read", client_id)
-    rows = tx.execute(_LIST, (_canonical(client_id),)).fetchall()
+def list_connections(
+    runtime: Runtime, principal: Principal, audit: RequestAudit, client_id: str
+) -> list[dict[str, Any]]:
+    """The client's connections (never token material)."""
+    with tenant(runtime.db, principal) as tx:
+        client = access_client(tx, principal, "read", client_id)
+        rows = tx.execute(_LIST, (client.id,)).fetchall()
+        audit.record(tx, resource=f"/connections?client_id={client.id}")
     return [
         {
             name: (value.isoformat() if isinstance(value, dt.datetime) else value)
@@ -420,61 +444,3 @@ def list_connections(tx: Any, principal: Principal, client_id: str) -> list[dict
         }
         for row in rows
     ]
-
-
-# ---------------------------------------------------------------- callback response
-
-
-def callback_response(ctx: Context, code: str, state: str, error: str) -> Response:
-    """The callback as the browser sees it: a redirect to the app, never carrying
-    the code or a token. A caller that asks for JSON (`Accept: application/json`,
-    the frontend calling the API itself) gets JSON, or problem+json on failure."""
-    from shared.http import json_response
-
-    wants_json = "application/json" in ctx.request.headers.get("Accept", "")
-    try:
-        principal = ctx.principal()
-        connected = callback(ctx, principal, code, state, error)
-    except errors.CosmaError as exc:
-        if wants_json:
-            raise
-        _audit_failure(ctx, exc)
-        return _redirect(ctx, {"status": "error", "reason": exc.slug})
-    if wants_json:
-        return json_response(
-            {
-                "id": connected.connection_id,
-                "client_id": connected.client_id,
-                "platform": connected.platform,
-                "scopes_flagged": connected.scopes_flagged,
-                "dataset": connected.dataset,
-            }
-        )
-    return _redirect(
-        ctx,
-        {"status": "connected", "platform": connected.platform, "client_id": connected.client_id},
-    )
-
-
-def _redirect(ctx: Context, params: dict[str, str]) -> Response:
-    from urllib.parse import urlencode
-
-    from werkzeug.wrappers import Response
-
-    target = f"{ctx.runtime.settings.app_url.rstrip('/')}/connections?{urlencode(params)}"
-    return Response(status=302, headers={"Location": target})
-
-
-def _audit_failure(ctx: Context, exc: errors.CosmaError) -> None:
-    """The route's one audit record for a failure answered with a redirect."""
-    principal = ctx.known_principal
-    if principal is None or ctx.audited:
-        return
-    if exc.status in (401, 403, 404):
-        outcome = "denied"
-    elif exc.status < 500:
-        outcome = "rejected"
-    else:
-        outcome = "error"
-    with ctx.runtime.db.tenant(principal, request_id=ctx.request_id, ctx=ctx) as tx:
-        tx.audit(resource=ctx.request.path, outcome=outcome, detail=f"error={exc.slug}")

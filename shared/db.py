@@ -21,12 +21,10 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from shared import audit, errors
+from shared import errors
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
-
-    from shared.principal import Principal
 
 # A connection that committed this recently is known to work: pinging it again
 # before the next transaction would add a round trip to every request. Older ones
@@ -90,29 +88,38 @@ class Database:
             self._pool = None
 
     @contextmanager
-    def transaction(self, claims: Mapping[str, Any] | None = None) -> Iterator[psycopg.Connection]:
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; database failures become errors of our tree, here."""
+        pool = self._get_pool()
+        from psycopg_pool import PoolTimeout  # loaded with the pool
+
+        try:
+            with pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        except PoolTimeout as exc:  # no connection in time: the server is gone
+            raise errors.Unavailable("The database is unavailable.") from exc
+
+    @contextmanager
+    def transaction(
+        self, claims: Mapping[str, Any] | None = None
+    ) -> Iterator[psycopg.Connection[Any]]:
         """One transaction; database failures become errors of our tree.
 
         BEGIN and the claims travel in one round trip (a simple-query batch with
         the claims quoted by psycopg), so RLS costs no extra trip per request.
         """
-        try:
-            with self._get_pool().connection() as conn:
-                conn.execute(_begin(conn, claims))
-                try:
-                    yield conn
-                except BaseException:
-                    if not conn.closed:
-                        conn.execute("rollback")
-                    raise
-                conn.execute("commit")
-                self._committed_at[conn] = time.monotonic()
-        except psycopg.Error as exc:
-            raise translate(exc) from exc
-        except Exception as exc:  # the pool's own timeout when the server is gone
-            if type(exc).__name__ == "PoolTimeout":
-                raise errors.Unavailable("The database is unavailable.") from exc
-            raise
+        with self._connection() as conn:
+            conn.execute(_begin(conn, claims))
+            try:
+                yield conn
+            except BaseException:
+                if not conn.closed:
+                    conn.execute("rollback")
+                raise
+            conn.execute("commit")
+            self._committed_at[conn] = time.monotonic()
 
     def run_once(self, claims: Mapping[str, Any] | None, statement: sql.Composable) -> None:
         """One whole transaction in one round trip: BEGIN, the claims, `statement`,
@@ -132,66 +139,20 @@ class Database:
     def _once(
         self, claims: Mapping[str, Any] | None, statement: sql.Composable
     ) -> list[tuple[Any, ...]]:
-        try:
-            with self._get_pool().connection() as conn:
-                try:
-                    batch = b"; ".join((_begin(conn, claims), statement.as_bytes(conn), b"commit"))
-                    cur = conn.execute(batch)
-                    # Results in order: BEGIN, [claims], the statement, COMMIT.
-                    for _ in range(1 if claims is None else 2):
-                        cur.nextset()
-                    rows: list[tuple[Any, ...]] = cur.fetchall() if cur.description else []
-                except BaseException:
-                    if not conn.closed:
-                        conn.execute("rollback")
-                    raise
-                self._committed_at[conn] = time.monotonic()
-                return rows
-        except psycopg.Error as exc:
-            raise translate(exc) from exc
-        except Exception as exc:
-            if type(exc).__name__ == "PoolTimeout":
-                raise errors.Unavailable("The database is unavailable.") from exc
-            raise
-
-    @contextmanager
-    def tenant(
-        self, principal: Principal, *, request_id: str = "", ctx: Any = None
-    ) -> Iterator[TenantTransaction]:
-        """The caller's transaction: claims set, audit written with the work."""
-        with self.transaction(principal.claims()) as conn:
-            tx = TenantTransaction(conn, principal, request_id, ctx)
-            yield tx
-        if tx.audited and ctx is not None:
-            ctx.audited = True  # only once committed
-
-
-class TenantTransaction:
-    def __init__(self, conn: psycopg.Connection, principal: Principal, request_id: str, ctx: Any):
-        self.conn = conn
-        self.principal = principal
-        self.request_id = request_id
-        self._ctx = ctx
-        self.audited = False
-
-    def execute(self, query: Any, params: Any = None) -> psycopg.Cursor[Any]:
-        return self.conn.execute(query, params)
-
-    def audit(
-        self, resource: str = "", outcome: str = "ok", detail: str = "", action: str | None = None
-    ) -> None:
-        route_action = getattr(getattr(self._ctx, "route", None), "action", None)
-        audit.record(
-            self.conn,
-            org_id=self.principal.org_id,
-            actor=self.principal.user_id,
-            action=action or route_action or "unknown",
-            resource=resource,
-            outcome=outcome,
-            detail=detail,
-            request_id=self.request_id,
-        )
-        self.audited = True
+        with self._connection() as conn:
+            try:
+                batch = b"; ".join((_begin(conn, claims), statement.as_bytes(conn), b"commit"))
+                cur = conn.execute(batch)
+                # Results in order: BEGIN, [claims], the statement, COMMIT.
+                for _ in range(1 if claims is None else 2):
+                    cur.nextset()
+                rows: list[tuple[Any, ...]] = cur.fetchall() if cur.description else []
+            except BaseException:
+                if not conn.closed:
+                    conn.execute("rollback")
+                raise
+            self._committed_at[conn] = time.monotonic()
+            return rows
 
 
 def _begin(conn: psycopg.Connection, claims: Mapping[str, Any] | None) -> bytes:

@@ -31,21 +31,21 @@ _SEVERITY = {
 
 
 @dataclass(frozen=True)
-class LogContext:
+class _Bound:
     request_id: str = ""
     trace: str = ""
     function: str = ""
 
 
-_EMPTY = LogContext()
-_context: contextvars.ContextVar[LogContext | None] = contextvars.ContextVar(
+_EMPTY = _Bound()
+_context: contextvars.ContextVar[_Bound | None] = contextvars.ContextVar(
     "cosma_log_context", default=None
 )
 
 
 @contextmanager
 def bind(request_id: str = "", trace: str = "", function: str = "") -> Iterator[None]:
-    token = _context.set(LogContext(request_id, trace, function))
+    token = _context.set(_Bound(request_id, trace, function))
     try:
         yield
     finally:
@@ -102,16 +102,3 @@ def configure(level: str = "INFO", stream: Any = None) -> None:
     handler._cosma = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-
-
-def trace_from_header(header: str, project: str) -> str:
-    """`X-Cloud-Trace-Context: TRACE_ID/SPAN;o=1` or W3C `traceparent` to the trace field."""
-    if not header:
-        return ""
-    if header.count("-") == 3 and "/" not in header:  # traceparent: 00-<trace>-<span>-<flags>
-        trace_id = header.split("-")[1]
-    else:
-        trace_id = header.split("/", 1)[0]
-    if not trace_id.isalnum() or len(trace_id) > 64:
-        return ""
-    return f"projects/{project}/traces/{trace_id}" if project else trace_id

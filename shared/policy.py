@@ -20,10 +20,14 @@ handler that forgot this check still could not read or write another tenant.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 from shared import errors
 from shared.principal import Principal
+
+if TYPE_CHECKING:
+    from shared.tenancy import TenantTransaction
 
 Action = Literal["read", "connect", "disconnect", "sync", "manage"]
 
@@ -47,7 +51,7 @@ def require(principal: Principal, action: Action, client_id: str) -> None:
     """Allow `action` on `client_id`, or raise NotFound / Forbidden.
 
     The caller must already know that the client belongs to `principal.org_id`
-    (`require_client` resolves that); this function decides on role and
+    (`access_client` resolves that); this function decides on role and
     assignment only.
     """
     if action not in ACTIONS:
@@ -66,22 +70,36 @@ def require_manage(principal: Principal) -> None:
         raise errors.Forbidden("Your role does not allow this action.")
 
 
-def require_client(tx: Any, principal: Principal, action: Action, client_id: str) -> None:
-    """Resolve the client's organization under RLS, then `require(...)`.
+@dataclass(frozen=True)
+class Client:
+    """A client the caller was allowed to act on: resolved once, then used."""
 
-    `tx` is the caller's transaction (`ctx.tenant()`), so the lookup sees only
-    what the caller's claims allow. A malformed id, a client of another
-    organization and a missing client all raise the same NotFound.
+    id: str  # canonical uuid form
+    org_id: str
+    name: str
+
+
+def access_client(
+    tx: TenantTransaction, principal: Principal, action: Action, client_id: str | uuid.UUID
+) -> Client:
+    """The client, resolved under RLS in the caller's transaction, after `require(...)`.
+
+    The lookup sees only what the caller's claims allow. A malformed id, a
+    client of another organization and a missing client all raise the same
+    NotFound.
     """
-    canonical = _canonical(client_id)
+    canonical = _canonical(str(client_id))
     if not canonical:
         raise errors.NotFound(_NOT_FOUND)
-    row = tx.execute("select org_id from clients where id = %s", (canonical,)).fetchone()
-    require_found(principal, action, canonical, row[0] if row else None)
+    row = tx.execute("select org_id, name from clients where id = %s", (canonical,)).fetchone()
+    if row is None:
+        raise errors.NotFound(_NOT_FOUND)
+    require_found(principal, action, canonical, row[0])
+    return Client(canonical, row[0], row[1])
 
 
 def require_found(principal: Principal, action: Action, client_id: str, org_id: str | None) -> None:
-    """`require_client` for a caller that read the client's organization itself,
+    """`access_client` for a caller that read the client's organization itself,
     under RLS, in a query of its own (`org_id` None: no such row visible)."""
     if org_id is None or org_id != principal.org_id:
         raise errors.NotFound(_NOT_FOUND)

@@ -1,8 +1,10 @@
-"""The one bootstrap: settings in, adapters out, each built on first use.
+"""The one bootstrap: settings in, adapters (and the core objects over them) out.
 
-Cold starts matter, so nothing here connects or imports a cloud SDK until a
-request needs it. Functions in the cloud use `current()` (settings from the
-environment, built once per instance); tests and the local server build a
+Composition only: each adapter is built on first use from settings, and no
+request policy lives here (that is the HTTP layer's life cycle). Cold starts
+matter, so nothing here connects or imports a cloud SDK until a request needs
+it. Functions in the cloud use `current()` (settings from the environment,
+built once per instance); tests and the local server build a
 `Runtime(settings)` of their own and pass it to `Router.handle`.
 """
 
@@ -15,16 +17,13 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from shared import errors
 from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.authn import Authenticator
     from shared.cipher import TokenCipher
     from shared.db import Database
-    from shared.http import Context
     from shared.platforms.registry import Registry
-    from shared.principal import Principal
     from shared.ratelimit import RateLimiter
     from shared.secrets import Secrets
     from shared.warehouse import Warehouse
@@ -130,70 +129,11 @@ class Runtime:
 
         return observability.init_sentry(self.settings, lambda: self.secrets)
 
-    # ------------------------------------------------------------ request hooks
-
-    def authenticate(self, authorization: str, client_ip: str = "") -> Principal:
-        """Verify the bearer token and resolve the principal from our tables."""
-        try:
-            principal = self.authenticator.authenticate(authorization, client_ip=client_ip)
-        except (errors.Unauthorized, errors.Forbidden):
-            # A refused token counts against the client IP (no header was
-            # already counted in before_request); over the limit it becomes a 429.
-            if authorization.strip():
-                self.rate_limiter.failed_authentication(client_ip)
-            raise
-        self.rate_limiter.authenticated(principal)
-        return principal
-
-    def before_request(self, ctx: Context) -> None:
-        """Runs after routing, before the handler: Sentry on first use, rate limits."""
-        self.sentry_enabled  # noqa: B018 (initialises once)
-        from shared.http import client_ip
-
-        self.rate_limiter.admit(
-            ctx.request.path, client_ip(ctx.request), ctx.request.headers.get("Authorization", "")
-        )
-
-    def after_request(self, ctx: Context, status: int) -> None:
-        """Every audited route leaves exactly one record, whatever happened."""
-        if ctx.route.action is None or ctx.known_principal is None or ctx.audited:
-            return
-        self.audit(ctx, resource=ctx.request.path, outcome=_outcome(status))
-
-    def audit(self, ctx: Context, *, resource: str, outcome: str = "ok", detail: str = "") -> None:
-        """The request's one audit record, in a transaction of its own sent in one
-        round trip. For work that changes data, write the record inside that work's
-        transaction instead (`tx.audit`), so both commit or neither does."""
-        principal = ctx.principal()
-        from shared import audit
-
-        statement = audit.record_statement(
-            org_id=principal.org_id,
-            actor=principal.user_id,
-            action=ctx.route.action or "unknown",
-            resource=resource,
-            outcome=outcome,
-            detail=detail,
-            request_id=ctx.request_id,
-        )
-        self.db.run_once(principal.claims(), statement)
-        ctx.audited = True
-
     def close(self) -> None:
         for name in ("db", "worker_db", "warehouse"):
             adapter: Any = self.__dict__.get(name)
             if adapter is not None:
                 adapter.close()
-
-
-def _outcome(status: int) -> str:
-    if status < 400:
-        return "ok"
-    if status in (401, 403, 404):
-        return "denied"
-    if status < 500:
-        return "rejected"
-    return "error"
 
 
 _current: Runtime | None = None

@@ -34,6 +34,10 @@ class Settings:
     app_url: str = "http://localhost:3000"
     public_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = 64 * 1024
+    # How many X-Forwarded-For entries, counted from the right, our own proxies
+    # append (Google's external Application Load Balancer: two, the client and
+    # itself). 0: no proxy, the socket peer is the client (local runs).
+    trusted_xff_entries: int = 0
     # Identity (Clerk).
     clerk_issuer: str = ""
     clerk_jwks_url: str = ""
@@ -113,6 +117,7 @@ class Settings:
             "app_url": get("COSMA_APP_URL", "http://localhost:3000"),
             "public_url": get("COSMA_PUBLIC_URL", "http://127.0.0.1:8080"),
             "max_body_bytes": int(get("COSMA_MAX_BODY_BYTES", str(64 * 1024))),
+            "trusted_xff_entries": int(get("COSMA_TRUSTED_XFF_ENTRIES", "0")),
             "clerk_issuer": get("CLERK_ISSUER"),
             "clerk_jwks_url": get("CLERK_JWKS_URL"),
             "clerk_jwt_key": env.get("CLERK_JWT_KEY", ""),

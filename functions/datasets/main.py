@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.wrappers import Request, Response
 
 from shared import audit, provisioning
-from shared.http import Context, Router, json_response, validate
+from shared.http import Context, Router, json_response, no_content, validate
 from shared.reporting.spec import PlatformName
 
 router = Router("datasets")
@@ -60,12 +60,10 @@ class AuditQuery(BaseModel):
 def provision(ctx: Context) -> Response:
     """Provision the dataset of a client and platform."""
     principal = ctx.principal()
-    body: ProvisionRequest = ctx.body()
-    with ctx.tenant() as tx:
-        record = provisioning.provision(
-            ctx.runtime, tx, principal, str(body.client_id), body.platform
-        )
-        tx.audit(resource=f"/datasets/{record.client_id}/{record.platform}")
+    body = ctx.body(ProvisionRequest)
+    record = provisioning.provision(
+        ctx.runtime, principal, ctx.audit, str(body.client_id), body.platform
+    )
     return json_response(record.public())
 
 
@@ -73,10 +71,8 @@ def provision(ctx: Context) -> Response:
 def list_datasets(ctx: Context) -> Response:
     """List the datasets of a client."""
     principal = ctx.principal()
-    query: ListQuery = ctx.query()
-    with ctx.tenant() as tx:
-        records = provisioning.list_datasets(tx, principal, str(query.client_id))
-        tx.audit(resource=f"/datasets?client_id={query.client_id}")
+    query = ctx.query(ListQuery)
+    records = provisioning.list_datasets(ctx.runtime, principal, ctx.audit, str(query.client_id))
     return json_response({"datasets": [r.public() for r in records]})
 
 
@@ -85,26 +81,21 @@ def drop(ctx: Context, client_id: str, platform: str) -> Response:
     """Drop the dataset of a client and platform, with its rows."""
     principal = ctx.principal()
     path = validate(DropPath, {"client_id": client_id, "platform": platform})
-    with ctx.tenant() as tx:
-        provisioning.drop(ctx.runtime, tx, principal, str(path.client_id), path.platform)
-        tx.audit(resource=f"/datasets/{path.client_id}/{path.platform}")
-    return Response(status=204)
+    provisioning.drop(ctx.runtime, principal, ctx.audit, str(path.client_id), path.platform)
+    return no_content()
 
 
 @router.route("DELETE", "/clients/{client_id}", action="clients.erase")
 def erase(ctx: Context, client_id: str) -> Response:
     """Erase a client: its datasets, its tokens and its rows; the audit trail stays."""
-    with ctx.tenant() as tx:
-        erasure = provisioning.erase_client(ctx.runtime, tx, ctx.principal(), client_id)
+    erasure = provisioning.erase_client(ctx.runtime, ctx.principal(), ctx.audit, client_id)
     return json_response(erasure.public())
 
 
 @router.route("POST", "/clients/{client_id}/export", action="clients.export")
 def export(ctx: Context, client_id: str) -> Response:
     """Export a client's rows as Parquet files."""
-    with ctx.tenant() as tx:
-        files = provisioning.export_client(ctx.runtime, tx, ctx.principal(), client_id)
-        tx.audit(resource=f"/clients/{client_id}/export", detail=f"files={len(files)}")
+    files = provisioning.export_client(ctx.runtime, ctx.principal(), ctx.audit, client_id)
     return json_response({"files": [f.name for f in files]})
 
 
@@ -112,10 +103,8 @@ def export(ctx: Context, client_id: str) -> Response:
 def audit_export(ctx: Context) -> Response:
     """The organization's audit records (admin), with the hash chain to verify them."""
     principal = ctx.principal()
-    page: AuditQuery = ctx.query()
-    with ctx.tenant() as tx:
-        body = audit.export_page(tx, principal, **page.model_dump())
-        tx.audit(resource="/audit", detail=f"records={len(body['records'])}")
+    page = ctx.query(AuditQuery)
+    body = audit.export_page(ctx.runtime.db, principal, ctx.audit, **page.model_dump())
     return json_response(body)
 
 

@@ -17,8 +17,8 @@ import functions_framework
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from werkzeug.wrappers import Request, Response
 
-from shared import connections
-from shared.http import Context, Router, json_response
+from shared import connections, errors
+from shared.http import Context, Router, json_response, redirect
 
 router = Router("oauth")
 
@@ -64,12 +64,19 @@ class ListQuery(BaseModel):
 def start(ctx: Context, platform: str) -> Response:
     """Start connecting a platform: returns the provider's authorization URL."""
     principal = ctx.principal()
-    body: StartRequest = ctx.body()
-    with ctx.tenant() as tx:
-        started = connections.start(
-            ctx.runtime, tx, principal, platform, str(body.client_id), list(body.account_ids)
-        )
+    body = ctx.body(StartRequest)
+    started = connections.start(
+        ctx.runtime, principal, ctx.audit, platform, str(body.client_id), list(body.account_ids)
+    )
     return json_response(started.public())
+
+
+def _callback_failed(ctx: Context, exc: errors.CosmaError) -> Response | None:
+    """A browser sent back by the provider goes to the app with the reason, never a
+    problem document; a caller asking for JSON gets the usual problem+json."""
+    if ctx.wants_json():
+        return None
+    return redirect(ctx.settings.app_url, "/connections", {"status": "error", "reason": exc.slug})
 
 
 # The provider redirects the browser here, so Clerk's same-site `__session`
@@ -77,20 +84,40 @@ def start(ctx: Context, platform: str) -> Response:
 # the user who started the flow, is what keeps a forged callback from attaching
 # anyone else's grant.
 @router.route(
-    "GET", "/oauth/callback", action="oauth.callback", query=CallbackQuery, session_cookie=True
+    "GET",
+    "/oauth/callback",
+    action="oauth.callback",
+    query=CallbackQuery,
+    session_cookie=True,
+    on_error=_callback_failed,
 )
 def callback(ctx: Context) -> Response:
-    """The provider's redirect: finish the connection and send the browser to the app."""
-    query: CallbackQuery = ctx.query()
-    return connections.callback_response(
-        ctx, query.code or query.auth_code, query.state, query.error
+    """The provider's redirect: finish the connection and send the browser to the app.
+
+    The redirect never carries the code or a token. A caller that asks for JSON
+    (`Accept: application/json`, the frontend calling the API itself) gets JSON."""
+    query = ctx.query(CallbackQuery)
+    connected = connections.callback(
+        ctx.runtime,
+        ctx.principal(),
+        ctx.audit,
+        query.code or query.auth_code,
+        query.state,
+        query.error,
+    )
+    if ctx.wants_json():
+        return json_response(connected.public())
+    return redirect(
+        ctx.settings.app_url,
+        "/connections",
+        {"status": "connected", "platform": connected.platform, "client_id": connected.client_id},
     )
 
 
 @router.route("DELETE", "/connections/{connection_id}", action="oauth.disconnect")
 def disconnect(ctx: Context, connection_id: str) -> Response:
     """Disconnect: revoke at the provider and delete the stored token."""
-    done = connections.disconnect(ctx, ctx.principal(), connection_id)
+    done = connections.disconnect(ctx.runtime, ctx.principal(), ctx.audit, connection_id)
     return json_response(done.public())
 
 
@@ -98,10 +125,8 @@ def disconnect(ctx: Context, connection_id: str) -> Response:
 def list_connections(ctx: Context) -> Response:
     """The client's connections and their status."""
     principal = ctx.principal()
-    query: ListQuery = ctx.query()
-    with ctx.tenant() as tx:
-        rows = connections.list_connections(tx, principal, str(query.client_id))
-        tx.audit(resource=f"/connections?client_id={query.client_id}")
+    query = ctx.query(ListQuery)
+    rows = connections.list_connections(ctx.runtime, principal, ctx.audit, str(query.client_id))
     return json_response({"connections": rows})
 
 

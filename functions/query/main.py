@@ -22,7 +22,7 @@ router = Router("query")
 def query_report(ctx: Context) -> Response:
     """Run a reporting query over a client's datasets."""
     principal = ctx.principal()
-    spec: QuerySpec = ctx.body()
+    spec = ctx.body(QuerySpec)
     report = run_query(ctx.runtime, principal, spec, ctx.audit)
     return json_response(report.public())
 

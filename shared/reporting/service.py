@@ -13,17 +13,16 @@ Order of events (each step's failure stops the ones after it):
    look like "no spend" when the truth is "never connected";
 2. the statement from `shared.reporting.sql`, on the warehouse, with the
    bytes-billed cap, the timeout and job labels (org, client) from settings;
-3. a second short transaction (one round trip, `Runtime.audit`) writes the one
+3. a second short transaction (one round trip, `RequestAudit.record_alone`) writes the one
    audit record: the client and a hash of the spec (never filter values). The
    Postgres connection is not held while the warehouse works (a BigQuery job
    can take seconds; the pool is small and sits behind a transaction-mode
    pooler). If step 2 fails, the
-   runtime writes the failure record instead.
+   HTTP layer writes the failure record instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +35,7 @@ from shared.reporting.spec import QuerySpec
 from shared.warehouse.ids import label_value
 
 if TYPE_CHECKING:
+    from shared.audit import RequestAudit
     from shared.principal import Principal
     from shared.runtime import Runtime
 
@@ -167,11 +167,12 @@ def _plain(value: Any) -> Any:
 
 
 def run_query(
-    runtime: Runtime, principal: Principal, spec: QuerySpec, audit: Callable[..., None]
+    runtime: Runtime, principal: Principal, spec: QuerySpec, audit: RequestAudit
 ) -> Report:
-    """The whole query: authorize and plan, run, audit. `audit` writes the
-    request's one record (`ctx.audit`)."""
+    """The whole query: authorize and plan, run, audit (the request's one record)."""
     where = plan(runtime, principal, spec)
     report = execute(runtime, principal, spec, where)
-    audit(resource=f"client:{where.client_id}", detail=f"spec_sha256={spec.sha256()}")
+    audit.record_alone(
+        principal, resource=f"client:{where.client_id}", detail=f"spec_sha256={spec.sha256()}"
+    )
     return report

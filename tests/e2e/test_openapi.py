@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, settings
 from werkzeug.test import Client
 
 from cosma.server import PREFIXES, LocalServer, function_router, with_platforms
-from shared import openapi
+from shared.http import openapi
 from shared.platform_names import CLOUD_PLATFORMS
 from shared.runtime import Runtime
 from tests.support.identity import TokenIssuer
@@ -70,7 +70,7 @@ def test_the_document_carries_the_declared_models(client: Client) -> None:
 
 
 def test_path_parameter_pattern_matches_the_router() -> None:
-    from shared.http import _PARAM_VALUE
+    from shared.http.routing import _PARAM_VALUE
 
     assert "^" + _PARAM_VALUE.strip("()") + "$" == openapi.PATH_PARAMETER_PATTERN
     assert re.fullmatch(openapi.PATH_PARAMETER_PATTERN[1:-1], "a" * 128)

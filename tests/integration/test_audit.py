@@ -11,6 +11,7 @@ import pytest
 
 from shared import audit, errors
 from shared.runtime import Runtime
+from shared.tenancy import tenant
 from tests.support.seed import Org, Seeder
 
 
@@ -22,8 +23,9 @@ def org(seeder: Seeder) -> Org:
 def _write(runtime: Runtime, org: Org, n: int, action: str = "test.write") -> None:
     p = org.principal(org.user("admin"))
     for i in range(n):
-        with runtime.db.tenant(p, request_id=f"req-{i:08d}") as tx:
-            tx.audit(resource=f"client:{org.clients[0]}", action=action)
+        request = audit.RequestAudit(lambda: runtime.db, action=action, request_id=f"req-{i:08d}")
+        with tenant(runtime.db, p) as tx:
+            request.record(tx, resource=f"client:{org.clients[0]}")
 
 
 def test_records_chain_and_verify(runtime: Runtime, org: Org, pg) -> None:

@@ -1,5 +1,5 @@
 """Authenticator against real Postgres: organization claims, membership from our
-rows, the caches, and the role matrix through `require_client` under RLS."""
+rows, the caches, and the role matrix through `access_client` under RLS."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from werkzeug.test import Client
 from cosma.server import LocalServer
 from shared import errors
 from shared.authn import Authenticator, bearer_token
-from shared.policy import ACTIONS, require_client
+from shared.policy import ACTIONS, access_client
 from shared.principal import Principal
 from shared.runtime import Runtime
 from shared.settings import Settings
+from shared.tenancy import tenant
 from tests.support.identity import TokenIssuer
 from tests.support.seed import Org, Seeder
 from tests.support.servers import serve
@@ -57,7 +58,7 @@ def test_v1_and_v2_organization_claims(
     org = seeder.org()
     viewer = org.user("viewer")
     token = tokens.mint(viewer, org.id, "viewer", version=version)
-    principal = runtime.authenticate(bearer(token))
+    principal = runtime.authenticator.authenticate(bearer(token))
     assert (principal.user_id, principal.org_id, principal.role) == (viewer, org.id, "viewer")
     assert principal.client_ids == frozenset({org.clients[0]})
     assert principal.session_id.startswith("sess_")
@@ -68,7 +69,9 @@ def test_role_comes_from_our_rows_not_the_token(
 ) -> None:
     org = seeder.org()
     viewer = org.user("viewer")
-    principal = runtime.authenticate(bearer(tokens.mint(viewer, org.id, "admin", version=1)))
+    principal = runtime.authenticator.authenticate(
+        bearer(tokens.mint(viewer, org.id, "admin", version=1))
+    )
     assert principal.role == "viewer"
 
 
@@ -79,7 +82,7 @@ def test_member_of_a_presenting_a_token_for_b_is_forbidden(
     admin_a = a.user("admin")
     token = tokens.mint(admin_a, b.id, "admin")
     with pytest.raises(errors.Forbidden):
-        runtime.authenticate(bearer(token))
+        runtime.authenticator.authenticate(bearer(token))
     response = client.get("/auth/session", headers={"Authorization": bearer(token)})
     assert response.status_code == 403
     assert b.id not in response.get_data(as_text=True)
@@ -97,7 +100,7 @@ def test_no_organization_in_token_is_forbidden(
 
 def test_unknown_organization_is_forbidden(runtime: Runtime, tokens: TokenIssuer) -> None:
     with pytest.raises(errors.Forbidden):
-        runtime.authenticate(bearer(tokens.mint("user_nobody", "org_nowhere")))
+        runtime.authenticator.authenticate(bearer(tokens.mint("user_nobody", "org_nowhere")))
 
 
 @pytest.mark.parametrize(
@@ -105,7 +108,7 @@ def test_unknown_organization_is_forbidden(runtime: Runtime, tokens: TokenIssuer
 )
 def test_malformed_authorization_headers(runtime: Runtime, header: str) -> None:
     with pytest.raises(errors.Unauthorized):
-        runtime.authenticate(header)
+        runtime.authenticator.authenticate(header)
 
 
 def test_bearer_scheme_is_case_insensitive() -> None:
@@ -141,13 +144,13 @@ def test_cached_token_is_rechecked_against_exp(
 ) -> None:
     org = seeder.org()
     token = tokens.mint(org.user("editor"), org.id, now=clock.now, ttl=60)
-    assert clocked.authenticate(bearer(token)).role == "editor"
+    assert clocked.authenticator.authenticate(bearer(token)).role == "editor"
     assert len(clocked.authenticator._tokens) == 1
     clock.now += 30
-    assert clocked.authenticate(bearer(token)).role == "editor"
+    assert clocked.authenticator.authenticate(bearer(token)).role == "editor"
     clock.now += 40  # past exp + leeway: the cache must not keep it alive
     with pytest.raises(errors.Unauthorized):
-        clocked.authenticate(bearer(token))
+        clocked.authenticator.authenticate(bearer(token))
     assert len(clocked.authenticator._tokens) == 0
 
 
@@ -172,12 +175,12 @@ def test_removed_member_loses_access_within_the_ttl(
     org = seeder.org()
     editor = org.user("editor")
     token = tokens.mint(editor, org.id, now=clock.now, ttl=3600)
-    assert clocked.authenticate(bearer(token)).role == "editor"
+    assert clocked.authenticator.authenticate(bearer(token)).role == "editor"
     with psycopg.connect(pg.admin_url, autocommit=True) as conn:
         conn.execute("delete from members where org_id = %s and user_id = %s", (org.id, editor))
     clock.now += clocked.authenticator.principal_ttl + 1
     with pytest.raises(errors.Forbidden):
-        clocked.authenticate(bearer(token))
+        clocked.authenticator.authenticate(bearer(token))
 
 
 def test_new_assignment_seen_after_the_ttl(
@@ -186,10 +189,10 @@ def test_new_assignment_seen_after_the_ttl(
     org = seeder.org()
     viewer = org.user("viewer")
     token = tokens.mint(viewer, org.id, now=clock.now, ttl=3600)
-    assert clocked.authenticate(bearer(token)).client_ids == {org.clients[0]}
+    assert clocked.authenticator.authenticate(bearer(token)).client_ids == {org.clients[0]}
     seeder.assign(org, viewer, org.clients[1])
     clock.now += clocked.authenticator.principal_ttl + 1
-    assert clocked.authenticate(bearer(token)).client_ids == set(org.clients)
+    assert clocked.authenticator.authenticate(bearer(token)).client_ids == set(org.clients)
 
 
 # ---------------------------------------------------------------- JWKS through the server
@@ -233,8 +236,8 @@ EXPECTED = {
 
 def outcome(runtime: Runtime, principal: Principal, action: str, client_id: str) -> str:
     try:
-        with runtime.db.tenant(principal) as tx:
-            require_client(tx, principal, action, client_id)  # type: ignore[arg-type]
+        with tenant(runtime.db, principal) as tx:
+            access_client(tx, principal, action, client_id)  # type: ignore[arg-type]
     except errors.NotFound:
         return "404"
     except errors.Forbidden:

@@ -13,7 +13,10 @@ import pytest
 from werkzeug.test import Client
 
 from shared import errors, provisioning
+from shared.audit import RequestAudit
+from shared.policy import access_client
 from shared.runtime import Runtime
+from shared.tenancy import tenant
 from shared.warehouse import dataset_id_for
 from tests.support.identity import TokenIssuer
 from tests.support.seed import Org, Seeder
@@ -128,19 +131,23 @@ def test_unauthenticated_requests_never_reach_the_warehouse(
 def test_the_oauth_callback_path_lets_editors_provision_assigned_clients(
     seeder: Seeder, runtime: Runtime
 ) -> None:
+    # The callback checks "connect" on the client, then ensures the dataset in the
+    # same transaction; `POST /datasets` itself stays admin-only ("manage").
     org = seeder.org()
     editor = org.principal(org.user("editor"))
-    with runtime.db.tenant(editor) as tx:
-        record = provisioning.provision(
-            runtime, tx, editor, org.clients[0], "google_ads", action="connect"
-        )
+    audit = RequestAudit(lambda: runtime.db, action="datasets.provision", request_id="r" * 8)
+    with pytest.raises(errors.Forbidden):
+        provisioning.provision(runtime, editor, audit, org.clients[0], "google_ads")
+    with tenant(runtime.db, editor) as tx:
+        allowed = access_client(tx, editor, "connect", org.clients[0])
+        record = provisioning.ensure_dataset(runtime, tx, editor, allowed, "google_ads")
     assert record.status == "ready"
-    with pytest.raises(errors.NotFound), runtime.db.tenant(editor) as tx:
-        provisioning.provision(runtime, tx, editor, org.clients[1], "google_ads", action="connect")
+    with pytest.raises(errors.NotFound), tenant(runtime.db, editor) as tx:
+        access_client(tx, editor, "connect", org.clients[1])
     assert not dataset_file(runtime, org.clients[1], "google_ads").exists()
     viewer = org.principal(org.user("viewer"))
-    with pytest.raises(errors.Forbidden), runtime.db.tenant(viewer) as tx:
-        provisioning.provision(runtime, tx, viewer, org.clients[0], "meta", action="connect")
+    with pytest.raises(errors.Forbidden), tenant(runtime.db, viewer) as tx:
+        access_client(tx, viewer, "connect", org.clients[0])
 
 
 def test_list_shows_the_clients_datasets_to_assigned_members(

@@ -41,7 +41,7 @@ def build_router() -> Router:
 
     @router.route("POST", "/items", body=Item)
     def create(ctx: Context) -> Response:
-        item = ctx.body()
+        item = ctx.body(Item)
         return json_response(item.model_dump(), status=201)
 
     @router.route("GET", "/items/{item_id}")

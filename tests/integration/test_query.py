@@ -27,9 +27,9 @@ def data(runtime: Runtime, seeder: Seeder) -> Iterator[tuple[Fixture, Fixture, F
     client, each with different rows, so any leak shows in the numbers."""
     org = seeder.org()
     other_org = seeder.org()
-    mine = load(runtime, runtime.db.tenant, org, org.clients[0], PLATFORMS, seed=1)
-    sibling = load(runtime, runtime.db.tenant, org, org.clients[1], PLATFORMS, seed=2)
-    foreign = load(runtime, runtime.db.tenant, other_org, other_org.clients[0], PLATFORMS, seed=3)
+    mine = load(runtime, org, org.clients[0], PLATFORMS, seed=1)
+    sibling = load(runtime, org, org.clients[1], PLATFORMS, seed=2)
+    foreign = load(runtime, other_org, other_org.clients[0], PLATFORMS, seed=3)
     yield mine, sibling, foreign
 
 

@@ -63,13 +63,13 @@ def client(bq_runtime: Runtime) -> Client:
 @pytest.fixture(scope="module")
 def us(bq_runtime: Runtime, seeder: Seeder) -> Fixture:
     org = seeder.org(location="US")
-    return load(bq_runtime, bq_runtime.db.tenant, org, org.clients[0], PLATFORMS, seed=31)
+    return load(bq_runtime, org, org.clients[0], PLATFORMS, seed=31)
 
 
 @pytest.fixture(scope="module")
 def eu(bq_runtime: Runtime, seeder: Seeder) -> Fixture:
     org = seeder.org(location="EU")
-    return load(bq_runtime, bq_runtime.db.tenant, org, org.clients[0], ("meta",), seed=32)
+    return load(bq_runtime, org, org.clients[0], ("meta",), seed=32)
 
 
 def spec_for(fixture: Fixture, **overrides: Any) -> dict[str, Any]:

@@ -40,8 +40,8 @@ PLATFORMS = ("meta", "tiktok")
 @pytest.fixture(scope="module")
 def data(runtime: Runtime, seeder: Seeder) -> Iterator[tuple[Fixture, Fixture]]:
     org = seeder.org()
-    mine = load(runtime, runtime.db.tenant, org, org.clients[0], PLATFORMS, seed=11)
-    other = load(runtime, runtime.db.tenant, org, org.clients[1], PLATFORMS, seed=12)
+    mine = load(runtime, org, org.clients[0], PLATFORMS, seed=11)
+    other = load(runtime, org, org.clients[1], PLATFORMS, seed=12)
     yield mine, other
 
 

@@ -32,7 +32,7 @@ FIELDS += ("currency",)
 @pytest.fixture(scope="module")
 def data(runtime: Runtime, seeder: Seeder) -> Iterator[Fixture]:
     org = seeder.org()
-    yield load(runtime, runtime.db.tenant, org, org.clients[0], PLATFORMS, seed=21, count=160)
+    yield load(runtime, org, org.clients[0], PLATFORMS, seed=21, count=160)
 
 
 def known_values(fixture: Fixture, field: str) -> list[str]:

@@ -39,8 +39,13 @@ def limited(settings: Settings) -> Iterator[Callable[..., Client]]:
     """A client over a runtime with its own limits (the shared one has none)."""
     made: list[Runtime] = []
 
-    def make(ip: str = "3/3600s", user: str = "3/3600s") -> Client:
-        runtime = Runtime(settings.with_changes(rate_limit_ip=ip, rate_limit_user=user))
+    def make(ip: str = "3/3600s", user: str = "3/3600s", xff_entries: int = 1) -> Client:
+        # As behind one proxy that appends the client's address (X-Forwarded-For).
+        runtime = Runtime(
+            settings.with_changes(
+                rate_limit_ip=ip, rate_limit_user=user, trusted_xff_entries=xff_entries
+            )
+        )
         made.append(runtime)
         return Client(LocalServer(runtime))
 
@@ -171,6 +176,39 @@ def test_failed_authentication_counts_against_the_ip(
     # ...while the same user from another address is served.
     good["X-Forwarded-For"] = fresh_ip()
     assert client.get("/auth/session", headers=good).status_code == 200
+
+
+def test_a_rotating_forwarded_for_cannot_escape_the_limit(limited) -> None:
+    # Behind Google's load balancer (two trusted entries: the client as it saw it,
+    # then itself), whatever a client writes to the left is its own claim.
+    client = limited(ip="3/3600s", xff_entries=2)
+    real, balancer = fresh_ip(), "130.211.0.1"
+    statuses = [
+        client.get(
+            "/auth/session",
+            headers={
+                "Authorization": "Bearer not-a-token",
+                "X-Forwarded-For": f"{fresh_ip()}, {real}, {balancer}",
+            },
+        ).status_code
+        for _ in range(6)
+    ]
+    assert statuses == [401, 401, 401, 429, 429, 429]
+
+
+def test_without_trusted_proxies_forwarded_for_is_ignored(limited) -> None:
+    # Locally nothing appends the header: every entry is the client's own claim,
+    # so rotating it changes nothing and the socket peer is counted.
+    client = limited(ip="3/3600s", xff_entries=0)
+    statuses = [
+        client.get(
+            "/auth/session",
+            headers={"Authorization": "Bearer not-a-token", "X-Forwarded-For": fresh_ip()},
+            environ_base={"REMOTE_ADDR": "192.0.2.77"},
+        ).status_code
+        for _ in range(5)
+    ]
+    assert statuses == [401, 401, 401, 429, 429]
 
 
 def test_a_non_member_token_counts_as_a_failed_authentication(limited, tokens: TokenIssuer) -> None:

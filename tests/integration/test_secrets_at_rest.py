@@ -11,6 +11,7 @@ from psycopg import sql
 
 from cosma import localdb
 from shared.runtime import Runtime
+from shared.tenancy import tenant
 from tests.support.seed import Seeder
 
 
@@ -53,7 +54,7 @@ def test_no_plaintext_token_anywhere_in_postgres(
             tokens[conn_id] = f"1//0g-refresh-{uuid.uuid4().hex}"
     ids = list(tokens)
     # Half written by the app role as the organization's admin, half by the worker.
-    with runtime.db.tenant(principal) as tx:
+    with tenant(runtime.db, principal) as tx:
         for conn_id in ids[::2]:
             sealed = runtime.cipher.encrypt(tokens[conn_id], connection_id=conn_id, org_id=org.id)
             tx.execute(

@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from shared import provisioning
+from shared.audit import RequestAudit
 from shared.runtime import Runtime
 from shared.warehouse import DAILY_SCHEMA
 from tests.support.seed import Org
@@ -86,7 +87,6 @@ def make_rows(
 
 def load(
     runtime: Runtime,
-    tx_factory: Any,
     org: Org,
     client_id: str,
     platforms: Iterable[str],
@@ -98,8 +98,8 @@ def load(
     admin = org.principal(org.user("admin"))
     fixture = Fixture(org, client_id, platforms=tuple(platforms))
     for index, platform in enumerate(fixture.platforms):
-        with tx_factory(admin) as tx:
-            record = provisioning.provision(runtime, tx, admin, client_id, platform)
+        audit = RequestAudit(lambda: runtime.db, action="test.load", request_id="test-load")
+        record = provisioning.provision(runtime, admin, audit, client_id, platform)
         accounts = [f"{platform}-acct{index * 2 + 1}", f"{platform}-acct{index * 2 + 2}"]
         rows = make_rows(seed, platform, accounts, count)
         for account in accounts:

@@ -179,6 +179,17 @@ def test_user_facing_functions_are_public_only_behind_the_edge(name: str) -> Non
     assert name in module_calls()["edge"]["routes"]
 
 
+@pytest.mark.parametrize("name", USER_FACING)
+def test_user_facing_functions_trust_only_the_load_balancers_forwarded_for(name: str) -> None:
+    # Google's external Application Load Balancer appends "<client>,<itself>":
+    # the rate limits count the address it saw, never what the client wrote.
+    assert function_calls()[name]["environment"]["COSMA_TRUSTED_XFF_ENTRIES"] == "2"
+
+
+def test_the_private_worker_trusts_no_forwarded_for() -> None:
+    assert "COSMA_TRUSTED_XFF_ENTRIES" not in function_calls()["sync"]["environment"]
+
+
 def test_nothing_else_is_public() -> None:
     public = {"allUsers", "allAuthenticatedUsers"}
     for name, call in function_calls().items():

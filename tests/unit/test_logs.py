@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from shared import logs
+from shared.http import edge
 from shared.redact import redact
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyXzEyMyJ9.c2lnbmF0dXJlc2lnbmF0dXJl"
@@ -28,7 +29,7 @@ def captured() -> tuple[logging.Logger, io.StringIO]:
 
 def test_json_line_with_trace_and_request_id(captured: tuple[logging.Logger, io.StringIO]) -> None:
     logger, stream = captured
-    trace = logs.trace_from_header("105445aa7843bc8bf206b12000100000/1;o=1", "proj")
+    trace = edge.trace("105445aa7843bc8bf206b12000100000/1;o=1", "proj")
     with logs.bind("req-12345678", trace, "oauth"):
         logger.info("hello %s", "world")
     entry = json.loads(stream.getvalue())
@@ -47,7 +48,7 @@ def test_json_line_with_trace_and_request_id(captured: tuple[logging.Logger, io.
 def test_traceparent_header() -> None:
     header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     assert (
-        logs.trace_from_header(header, "p") == "projects/p/traces/4bf92f3577b34da6a3ce929d0e0e4736"
+        edge.trace(header, "p") == "projects/p/traces/4bf92f3577b34da6a3ce929d0e0e4736"
     )
 
 

@@ -84,11 +84,14 @@ module "auth" {
   environment = {
     COSMA_ENV             = var.environment
     COSMA_ALLOWED_ORIGINS = join(",", var.allowed_origins)
-    COSMA_APP_URL         = var.app_url
-    COSMA_PUBLIC_URL      = "https://${var.api_domain}"
-    CLERK_ISSUER          = var.clerk_issuer
-    CLERK_JWKS_URL        = var.clerk_jwks_url
-    CLERK_JWT_KEY         = var.clerk_jwt_key
+    # Behind the edge's load balancer, which appends "<client>,<itself>" to
+    # X-Forwarded-For: the client address is the second entry from the right.
+    COSMA_TRUSTED_XFF_ENTRIES = "2"
+    COSMA_APP_URL             = var.app_url
+    COSMA_PUBLIC_URL          = "https://${var.api_domain}"
+    CLERK_ISSUER              = var.clerk_issuer
+    CLERK_JWKS_URL            = var.clerk_jwks_url
+    CLERK_JWT_KEY             = var.clerk_jwt_key
   }
   secret_environment = {
     DATABASE_URL = module.secrets.ids["database-url"]
@@ -116,19 +119,20 @@ module "oauth" {
   invoker_members = { public = "allUsers" }
 
   environment = {
-    COSMA_ENV             = var.environment
-    COSMA_ALLOWED_ORIGINS = join(",", var.allowed_origins)
-    COSMA_APP_URL         = var.app_url
-    COSMA_PUBLIC_URL      = "https://${var.api_domain}"
-    CLERK_ISSUER          = var.clerk_issuer
-    CLERK_JWKS_URL        = var.clerk_jwks_url
-    CLERK_JWT_KEY         = var.clerk_jwt_key
-    COSMA_KEYRING_DIR     = "/secrets/keyring"
-    GOOGLE_ADS_CLIENT_ID  = var.platform_client_ids["GOOGLE_ADS"]
-    META_CLIENT_ID        = var.platform_client_ids["META"]
-    LINKEDIN_CLIENT_ID    = var.platform_client_ids["LINKEDIN"]
-    TIKTOK_CLIENT_ID      = var.platform_client_ids["TIKTOK"]
-    MICROSOFT_CLIENT_ID   = var.platform_client_ids["MICROSOFT"]
+    COSMA_ENV                 = var.environment
+    COSMA_ALLOWED_ORIGINS     = join(",", var.allowed_origins)
+    COSMA_TRUSTED_XFF_ENTRIES = "2"
+    COSMA_APP_URL             = var.app_url
+    COSMA_PUBLIC_URL          = "https://${var.api_domain}"
+    CLERK_ISSUER              = var.clerk_issuer
+    CLERK_JWKS_URL            = var.clerk_jwks_url
+    CLERK_JWT_KEY             = var.clerk_jwt_key
+    COSMA_KEYRING_DIR         = "/secrets/keyring"
+    GOOGLE_ADS_CLIENT_ID      = var.platform_client_ids["GOOGLE_ADS"]
+    META_CLIENT_ID            = var.platform_client_ids["META"]
+    LINKEDIN_CLIENT_ID        = var.platform_client_ids["LINKEDIN"]
+    TIKTOK_CLIENT_ID          = var.platform_client_ids["TIKTOK"]
+    MICROSOFT_CLIENT_ID       = var.platform_client_ids["MICROSOFT"]
   }
   secret_environment = {
     DATABASE_URL             = module.secrets.ids["database-url"]
@@ -167,13 +171,14 @@ module "datasets" {
   invoker_members = { public = "allUsers" }
 
   environment = {
-    COSMA_ENV             = var.environment
-    COSMA_ALLOWED_ORIGINS = join(",", var.allowed_origins)
-    COSMA_APP_URL         = var.app_url
-    COSMA_PUBLIC_URL      = "https://${var.api_domain}"
-    CLERK_ISSUER          = var.clerk_issuer
-    CLERK_JWKS_URL        = var.clerk_jwks_url
-    CLERK_JWT_KEY         = var.clerk_jwt_key
+    COSMA_ENV                 = var.environment
+    COSMA_ALLOWED_ORIGINS     = join(",", var.allowed_origins)
+    COSMA_TRUSTED_XFF_ENTRIES = "2"
+    COSMA_APP_URL             = var.app_url
+    COSMA_PUBLIC_URL          = "https://${var.api_domain}"
+    CLERK_ISSUER              = var.clerk_issuer
+    CLERK_JWKS_URL            = var.clerk_jwks_url
+    CLERK_JWT_KEY             = var.clerk_jwt_key
     # The accounts this function grants dataset READER and WRITER.
     BQ_QUERY_SA = module.query.service_account_email
     BQ_SYNC_SA  = module.sync.service_account_email
@@ -207,13 +212,14 @@ module "query" {
   invoker_members = { public = "allUsers" }
 
   environment = {
-    COSMA_ENV             = var.environment
-    COSMA_ALLOWED_ORIGINS = join(",", var.allowed_origins)
-    COSMA_APP_URL         = var.app_url
-    COSMA_PUBLIC_URL      = "https://${var.api_domain}"
-    CLERK_ISSUER          = var.clerk_issuer
-    CLERK_JWKS_URL        = var.clerk_jwks_url
-    CLERK_JWT_KEY         = var.clerk_jwt_key
+    COSMA_ENV                 = var.environment
+    COSMA_ALLOWED_ORIGINS     = join(",", var.allowed_origins)
+    COSMA_TRUSTED_XFF_ENTRIES = "2"
+    COSMA_APP_URL             = var.app_url
+    COSMA_PUBLIC_URL          = "https://${var.api_domain}"
+    CLERK_ISSUER              = var.clerk_issuer
+    CLERK_JWKS_URL            = var.clerk_jwks_url
+    CLERK_JWT_KEY             = var.clerk_jwt_key
   }
   secret_environment = {
     DATABASE_URL = module.secrets.ids["database-url"]

@@ -20,7 +20,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.http import PROBLEM_JSON, Route, Router
+from shared.http.render import PROBLEM_JSON
+from shared.http.routing import Route, Router
 
 __all__ = ["PATH_PARAMETER_PATTERN", "document"]
 
