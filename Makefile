@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The official ad-platform SDKs (tests/conformance/): large, installed once per venv.
+CONFORMANCE := $(VENV)/.conformance
 
-.PHONY: run test lint bench package terraform-check clean
+.PHONY: run test conformance lint bench package terraform-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +18,18 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/cosma serve
 
-## The whole suite against a throwaway Postgres (or TEST_DATABASE_URL).
-test: $(STAMP)
+$(CONFORMANCE): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,conformance]'
+	touch $(CONFORMANCE)
+
+## The whole suite against a throwaway Postgres (or TEST_DATABASE_URL), the
+## conformance tests against the platforms' official SDKs included.
+test: $(CONFORMANCE)
 	$(BIN)/pytest -q
+
+## Only the conformance tests: our connectors and fakes against the official SDKs.
+conformance: $(CONFORMANCE)
+	$(BIN)/pytest -q tests/conformance
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared functions cosma tests bench scripts

@@ -7,6 +7,7 @@ cosma dev-token        mint a local session token (upserts org, member, assignme
 cosma rotate-keys      add a key version and re-encrypt every stored token with it
 cosma keys-check       count tokens per key version; non-zero exit while any is on an old one
 cosma sync             sync the due connections now (what Cloud Scheduler triggers), with progress
+cosma platforms        each platform's API version, its sunset and the days left (warns within 90)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from shared import logs
+from shared.platforms.versions import WARN_DAYS
 from shared.settings import Settings
 
 
@@ -362,6 +364,38 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_platforms(args: argparse.Namespace) -> int:
+    """The deployed platforms' API versions; non-zero exit while one is within its warning."""
+    import datetime as dt
+
+    from shared.platforms.registry import Registry
+
+    today = args.today or dt.datetime.now(dt.UTC).date()
+    registry = Registry.from_settings(Settings.from_env())
+    entries = [registry.platform(name) for name in registry.names]
+    versions = [e.api_version for e in entries if e.api_version is not None]
+    print(f"API versions on {today} (a warning {WARN_DAYS} days before a sunset):")
+    print(f"  {'platform':<11} {'version':<8} {'sunset':<11} {'days left':>9}  basis      source")
+    warnings: list[str] = []
+    for version in versions:
+        left = version.days_left(today)
+        sunset = str(version.sunset) if version.sunset else "none known"
+        days = "-" if left is None else str(left)
+        print(
+            f"  {version.platform:<11} {version.version:<8} {sunset:<11} {days:>9}"
+            f"  {version.basis:<9}  {version.source}"
+        )
+        notice = version.notice(today)
+        if notice:
+            warnings.append(notice)
+    for version in versions:
+        for note in version.notes:
+            print(f"note: {version.platform}: {note}")
+    for warning in warnings:
+        print(f"WARNING: {warning}")
+    return 1 if warnings else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cosma", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -404,7 +438,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--now", action="store_true", help="make every active connection due first (sync again)"
     )
     syn.set_defaults(func=cmd_sync)
+    plat = sub.add_parser("platforms", help="API versions, sunsets and days left")
+    plat.add_argument(
+        "--today",
+        type=_date,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="count the days from this date (plan ahead); default: today (UTC)",
+    )
+    plat.set_defaults(func=cmd_platforms)
     return parser
+
+
+def _date(value: str) -> object:
+    import datetime as dt
+
+    return dt.date.fromisoformat(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

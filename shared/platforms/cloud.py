@@ -12,6 +12,7 @@ from __future__ import annotations
 
 # Field names contain "token"; their values are URLs and protocol names, not secrets.
 # ruff: noqa: S106
+from shared.platforms import versions
 from shared.platforms.entry import Platform
 from shared.platforms.oauth.form import FormRevocation, FormTokens
 from shared.platforms.oauth.meta import MetaGraphTokens, MetaPermissionsRevocation
@@ -19,8 +20,8 @@ from shared.platforms.oauth.tiktok import TikTokRevocation, TikTokTokens
 
 __all__ = ["META_GRAPH_VERSION", "cloud_entries"]
 
-# Graph API version every Meta endpoint uses; bump it here, in one place.
-META_GRAPH_VERSION = "v25.0"
+# Graph API version every Meta endpoint uses; bump it in versions.py, in one place.
+META_GRAPH_VERSION = versions.META.version
 
 # The wire styles (shared/platforms/oauth/): small frozen objects, shared by entries.
 FORM = FormTokens()
@@ -36,11 +37,12 @@ _DAY = 86_400
 def cloud_entries() -> dict[str, Platform]:
     """The deployed platforms' entries, before any settings override."""
     graph = f"https://graph.facebook.com/{META_GRAPH_VERSION}"
-    tiktok = "https://business-api.tiktok.com/open_api/v1.3"
+    tiktok = f"https://business-api.tiktok.com/open_api/{versions.TIKTOK.version}"
     microsoft = "https://login.microsoftonline.com/common/oauth2/v2.0"
     return {
         "google_ads": Platform(
             name="google_ads",
+            api_version=versions.GOOGLE_ADS,
             connector=_REPORTS + "google_ads:GoogleAdsConnector",
             authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
             token_url="https://oauth2.googleapis.com/token",
@@ -64,6 +66,7 @@ def cloud_entries() -> dict[str, Platform]:
         ),
         "meta": Platform(
             name="meta",
+            api_version=versions.META,
             connector=_REPORTS + "meta:MetaConnector",
             authorize_url=f"https://www.facebook.com/{META_GRAPH_VERSION}/dialog/oauth",
             token_url=f"{graph}/oauth/access_token",
@@ -88,6 +91,7 @@ def cloud_entries() -> dict[str, Platform]:
         ),
         "linkedin": Platform(
             name="linkedin",
+            api_version=versions.LINKEDIN,
             connector=_REPORTS + "linkedin:LinkedInConnector",
             authorize_url="https://www.linkedin.com/oauth/v2/authorization",
             token_url="https://www.linkedin.com/oauth/v2/accessToken",
@@ -107,6 +111,7 @@ def cloud_entries() -> dict[str, Platform]:
         ),
         "tiktok": Platform(
             name="tiktok",
+            api_version=versions.TIKTOK,
             connector=_REPORTS + "tiktok:TikTokConnector",
             authorize_url="https://business-api.tiktok.com/portal/auth",
             token_url=f"{tiktok}/oauth2/access_token/",
@@ -129,6 +134,7 @@ def cloud_entries() -> dict[str, Platform]:
         ),
         "microsoft": Platform(
             name="microsoft",
+            api_version=versions.MICROSOFT,
             connector=_REPORTS + "microsoft:MicrosoftConnector",
             authorize_url=f"{microsoft}/authorize",
             token_url=f"{microsoft}/token",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from shared.platforms.oauth.style import Revocation, TokenStyle
+    from shared.platforms.versions import ApiVersion
 
 __all__ = ["IMPLICIT_SCOPES", "Platform"]
 
@@ -48,6 +49,9 @@ class Platform:
     # A public client (PKCE alone proves the caller): an unconfigured client
     # secret is sent empty instead of failing the refresh.
     public_client: bool = False
+    # The report API version the connector speaks and its sunset (`versions.py`);
+    # None for a platform of our own (the local sandbox).
+    api_version: ApiVersion | None = None
 
     @property
     def required_scopes(self) -> frozenset[str]:

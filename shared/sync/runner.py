@@ -199,6 +199,7 @@ def sync_connection(
             raise
     finally:
         result.duration_ms = int((clock() - started) * 1000)
+        _version_notice(runtime, lease, result)
         runs.finish(
             runtime.worker_db,
             lease,
@@ -355,6 +356,21 @@ class _Api:
             session=self.session,
             platform=self.lease.platform,
         )
+
+
+def _version_notice(runtime: Runtime, lease: leases.Lease, result: RunResult) -> None:
+    """Within `versions.WARN_DAYS` of the platform API's sunset the connection's
+    health says so, whatever the run's outcome (it changes no outcome)."""
+    try:
+        version = runtime.platforms.platform(lease.platform).api_version
+    except errors.CosmaError:
+        return
+    if version is None:
+        return
+    today = dt.datetime.fromtimestamp(runtime.clock(), dt.UTC).date()
+    notice = version.notice(today)
+    if notice and notice not in result.health:
+        result.health.append(notice)
 
 
 def _client_secret(runtime: Runtime, entry: Platform) -> str:

@@ -19,7 +19,7 @@ from tests.support.servers import serve
 
 D1 = dt.date(2024, 2, 27)
 AID = "123456"
-VERSION = "v25.0"
+VERSION = "v26.0"  # the Graph version the connector speaks (versions.META)
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_spend_and_conversions_exact_and_not_double_counted() -> None:
     )
     server = MetaServer(rows=[row])
     with serve(server) as url:
-        table = _connector().fetch(ApiClient(url + "/v25.0", "t"), Account(id=AID), D1, D1)
+        table = _connector().fetch(ApiClient(url + "/" + VERSION, "t"), Account(id=AID), D1, D1)
     got = table.to_pylist()[0]
     assert got["spend_micros"] == 1_000_000_001  # "1000.000001"
     # omni_purchase, purchase and the pixel purchase all carry 2: counted once.

@@ -138,7 +138,7 @@ def test_meta_revoke_deletes_the_users_permissions() -> None:
             entry("meta", base), "ll-tok", client_id="c", client_secret="s", external_user_id="42"
         )
     assert outcome == "revoked"
-    assert (seen[0].method, seen[0].path) == ("DELETE", "/v25.0/42/permissions")
+    assert (seen[0].method, seen[0].path) == ("DELETE", "/v26.0/42/permissions")
     assert seen[0].headers["Authorization"] == "Bearer ll-tok" and not seen[0].args
 
 

@@ -245,3 +245,27 @@ def test_each_platform_syncs_and_a_repeat_gives_the_same_rows(
     assert [r.outcome for r in again.results] == ["ok"]
     assert _rows(bench, dataset_id) == first
     assert [r["outcome"] for r in bench.runs(connection_id)] == ["ok", "ok"]
+
+
+def test_a_sunset_within_90_days_shows_in_the_connections_health(
+    platform_bench: tuple[str, str, PlatformServer, TokenFront, Bench],
+) -> None:
+    name, account, _, _, bench = platform_bench
+    version = bench.runtime.platforms.platform(name).api_version
+    assert version is not None
+    if version.sunset is None:
+        pytest.skip(f"no sunset is known for {name} {version.version}")
+    org = bench.org()
+    connection_id = bench.connection(
+        org, org.clients[0], "stored-refresh-token", platform=name, account_ids=(account,)
+    )
+    # The same runtime a month before the sunset: the run is fine, the health says it.
+    near = dt.datetime.combine(version.sunset - dt.timedelta(days=30), dt.time(12), dt.UTC)
+    runtime = Runtime(bench.settings, clock=near.timestamp)
+    try:
+        [result] = runner.run(runtime).results
+    finally:
+        runtime.close()
+    assert (result.outcome, result.error_class) == ("ok", None)
+    expected = f"{name} API {version.version} is sunset on {version.sunset} (30 days left)"
+    assert bench.connection_row(connection_id)["health"] == expected

@@ -54,7 +54,7 @@ def test_revocation_per_platform() -> None:
     get = entry_of
 
     assert get("google_ads").revoke_url == "https://oauth2.googleapis.com/revoke"
-    assert get("meta").revoke_url == "https://graph.facebook.com/v25.0/{user_id}/permissions"
+    assert get("meta").revoke_url == "https://graph.facebook.com/v26.0/{user_id}/permissions"
     assert get("linkedin").revoke_url == "https://www.linkedin.com/oauth/v2/revoke"
     assert get("tiktok").revoke_url == (
         "https://business-api.tiktok.com/open_api/v1.3/oauth2/revoke_token/"

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared import errors
+from shared.platforms import versions
 from shared.platforms.base import Account
 from shared.platforms.reports.base import check_range, provider_data
 from shared.platforms.reports.normalize import DailyColumns, count, micros, number
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
     from shared.platforms.reports.http import ApiClient
 
-API_VERSION = "v26"
+API_VERSION = versions.GOOGLE_ADS.version
 
 REPORT_GAQL = (
     "SELECT segments.date, customer.currency_code, campaign.id, campaign.name, "

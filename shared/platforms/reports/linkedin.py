@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from shared import errors
+from shared.platforms import versions
 from shared.platforms.base import Account
 from shared.platforms.reports.base import check_range, provider_data
 from shared.platforms.reports.normalize import DailyColumns, count, micros, number
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
     from shared.platforms.reports.http import ApiClient
 
-LINKEDIN_VERSION = "202610"
+LINKEDIN_VERSION = versions.LINKEDIN.version
 HEADERS = {"LinkedIn-Version": LINKEDIN_VERSION, "X-Restli-Protocol-Version": "2.0.0"}
 FIELDS = (
     "dateRange,pivotValues,impressions,clicks,costInLocalCurrency,"
