@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from shared.errors import InvalidGrant, ProviderUnavailable, RateLimited
+from shared.errors import InvalidGrant, ProviderError, ProviderUnavailable, RateLimited
 from shared.platforms import oauth, registry
 from shared.platforms.registry import Registry
 from shared.platforms.transport import MAX_RETRY_AFTER, retry_after_seconds
@@ -171,3 +171,23 @@ def test_a_kept_refresh_token_keeps_every_other_field() -> None:
         31536000,
     )
     assert (tokens.scopes, tokens.external_user_id) == (("4", "5"), "u-1")
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        (40103, InvalidGrant),  # REFRESH_TOKEN_EXPIRE
+        (40107, InvalidGrant),  # INVALID_REFRESH_TOKEN
+        (40110, InvalidGrant),  # AUTH_CODE_ERROR
+        (40132, RateLimited),
+        (61000, RateLimited),
+        (60001, ProviderUnavailable),  # maintenance: retry later
+        (70001, ProviderError),  # a client error, not unavailability
+    ],
+)
+def test_tiktok_token_endpoint_codes(code: int, error: type) -> None:
+    body = json.dumps({"code": code, "message": "no", "request_id": "r", "data": {}})
+    app = Recorder(lambda r: Response(body, mimetype="application/json"))
+    with serve(app) as base, pytest.raises(ProviderError) as caught:
+        call_refresh(entry("tiktok", base), "rt")
+    assert type(caught.value) is error

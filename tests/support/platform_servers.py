@@ -399,7 +399,9 @@ class TikTokServer(PlatformServer):
                     "impressions": str(r.impressions),
                     "clicks": str(r.clicks),
                     "spend": micros_to_text(r.spend_micros),
-                    "conversion": str(r.conversions),
+                    # The optimisation event's count, which need not be purchases.
+                    "conversion": str(r.conversions + 3),
+                    "complete_payment": str(r.conversions),
                     "total_complete_payment_rate": micros_to_text(r.value_micros),
                 },
             }

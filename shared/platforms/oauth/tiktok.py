@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import InvalidGrant, ProviderError, ProviderUnavailable, RateLimited
+from shared.platforms import tiktok_codes
 from shared.platforms.base import TokenSet
 from shared.platforms.oauth.call import as_int, scopes, str_or_none
 
@@ -19,9 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["TikTokRevocation", "TikTokTokens"]
 
-# Business codes on the token endpoints: a dead token or code, and throttling.
-_INVALID_GRANT = frozenset({40102, 40105, 40131})
-_RATE_LIMITED = frozenset({40100})
 # A connection holds at most this many accounts (the start request's limit too).
 MAX_ADVERTISERS = 200
 
@@ -90,11 +88,14 @@ def post_json(call: ProviderCall, url: str, body: Mapping[str, Any]) -> dict[str
     if response.status_code >= 400 or code != 0:
         number = code if isinstance(code, int) else -1
         name = call.name
-        if number in _INVALID_GRANT:
+        kind = tiktok_codes.classify(number)
+        # On a token endpoint a refused token (or code) means the grant is dead.
+        if kind in ("grant", "token"):
             raise InvalidGrant(f"{name} refused the grant (code {number}).")
-        if number in _RATE_LIMITED:
-            raise RateLimited(f"{name} is rate limiting us.", retry_after=60.0)
-        if number >= 50000:
+        if kind == "rate":
+            retry = tiktok_codes.RATE_LIMIT_RETRY_S
+            raise RateLimited(f"{name} is rate limiting us.", retry_after=retry)
+        if kind == "unavailable":
             raise ProviderUnavailable(f"{name} reported an internal error.")
         raise ProviderError(f"{name} refused the request (code {number}).")
     data = answer.get("data")
