@@ -25,6 +25,9 @@ META_GRAPH_VERSION = versions.META.version
 
 # The wire styles (shared/platforms/oauth/): small frozen objects, shared by entries.
 FORM = FormTokens()
+# Microsoft's identity platform wants the scopes on every refresh too (its SDK sends
+# "https://ads.microsoft.com/msads.manage offline_access").
+MICROSOFT_FORM = FormTokens(scope_on_refresh=True)
 TIKTOK = TikTokTokens()
 META_GRAPH = MetaGraphTokens()
 RFC7009 = FormRevocation()
@@ -153,7 +156,7 @@ def cloud_entries() -> dict[str, Platform]:
             access_token_ttl_s=3600,
             refresh_token_ttl_s=None,
             refresh_idle_expiry_s=90 * _DAY,
-            token_style=FORM,
+            token_style=MICROSOFT_FORM,
             api_base_url="https://reporting.api.bingads.microsoft.com",
         ),
     }

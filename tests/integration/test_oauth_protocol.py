@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from werkzeug.wrappers import Request, Response
@@ -191,3 +192,17 @@ def test_tiktok_token_endpoint_codes(code: int, error: type) -> None:
     with serve(app) as base, pytest.raises(ProviderError) as caught:
         call_refresh(entry("tiktok", base), "rt")
     assert type(caught.value) is error
+
+
+@pytest.mark.parametrize("served", ["microsoft", "linkedin"], indirect=True)
+def test_only_microsoft_sends_the_scopes_again_on_a_refresh(served: Any) -> None:
+    # Microsoft's identity platform wants them (its own SDK sends them); RFC 6749
+    # makes them optional, and the others get none.
+    provider, platform = served
+    call_refresh(platform, issue(provider))
+    form = parse_qs(provider.app.requests[-1]["body"].decode())
+    assert form["grant_type"] == ["refresh_token"]
+    if platform.name == "microsoft":
+        assert form["scope"] == ["https://ads.microsoft.com/msads.manage offline_access"]
+    else:
+        assert "scope" not in form

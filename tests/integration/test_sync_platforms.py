@@ -33,6 +33,7 @@ from tests.support.platform_servers import (
     MicrosoftServer,
     PlatformServer,
     TikTokServer,
+    _json,
     sample_rows,
 )
 from tests.support.seed import Seeder
@@ -269,3 +270,24 @@ def test_a_sunset_within_90_days_shows_in_the_connections_health(
     assert (result.outcome, result.error_class) == ("ok", None)
     expected = f"{name} API {version.version} is sunset on {version.sunset} (30 days left)"
     assert bench.connection_row(connection_id)["health"] == expected
+
+
+@pytest.mark.parametrize("platform_bench", ["microsoft"], indirect=True)
+def test_microsoft_invalid_credentials_are_never_a_dead_grant(
+    platform_bench: tuple[str, str, PlatformServer, TokenFront, Bench],
+) -> None:
+    # 105 InvalidCredentials is the access token OR the developer token: one fresh
+    # token is tried, then the run fails and backs off; the grant stays connected.
+    name, account, server, front, bench = platform_bench
+    assert isinstance(server, MicrosoftServer)
+    org = bench.org()
+    connection_id = bench.connection(
+        org, org.clients[0], "stored-refresh-token", platform=name, account_ids=(account,)
+    )
+    server.handle = lambda request: _json(  # type: ignore[method-assign]
+        MicrosoftServer.fault("AdApiFaultDetail", 105), 400
+    )
+    [result] = runner.run(bench.runtime).results
+    assert (result.outcome, result.error_class) == ("failed", "access_token_rejected")
+    assert front.refreshes == 2
+    assert bench.connection_row(connection_id)["status"] == "active"

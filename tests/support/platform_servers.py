@@ -434,17 +434,21 @@ class MicrosoftServer(PlatformServer):
         path = request.path
         body = json.loads(request.get_data() or b"{}")
         if path == "/CustomerManagement/v13/AccountsInfo/Query":
+            # Ids are strings in Microsoft's REST models (the official SDK types them so).
             return _json(
                 {
                     "AccountsInfo": [
-                        {"Id": int(a["Id"]), "Name": a["Name"], "AccountLifeCycleStatus": "Active"}
+                        {"Id": str(a["Id"]), "Name": a["Name"], "AccountLifeCycleStatus": "Active"}
                         for a in self.accounts
                     ]
                 }
             )
         if path == "/CustomerManagement/v13/Account/Query":
-            found = [a for a in self.accounts if str(a["Id"]) == str(body["AccountId"])]
-            return _json({"Account": found[0]}) if found else _json({"Code": 1102}, 400)
+            found = [a for a in self.accounts if str(a["Id"]) == body["AccountId"]]
+            if not found:
+                return _json(self.fault("ApiFaultDetail", 1102), 400)
+            account = {k: str(v) if k.endswith("Id") else v for k, v in found[0].items()}
+            return _json({"Account": account})
         if path == "/Reporting/v13/GenerateReport/Submit":
             job = str(len(self.jobs) + 1)
             self.jobs[job] = {"request": body["ReportRequest"], "polls": 0}
@@ -468,12 +472,20 @@ class MicrosoftServer(PlatformServer):
         def _day(d: dict[str, int]) -> dt.date:
             return dt.date(d["Year"], d["Month"], d["Day"])
 
-        aid = str(spec["Scope"]["AccountIds"][0])
+        (aid,) = spec["Scope"]["AccountIds"]
         return self.select(
             aid,
             _day(spec["Time"]["CustomDateRangeStart"]),
             _day(spec["Time"]["CustomDateRangeEnd"]),
         )
+
+    @staticmethod
+    def fault(kind: str, *codes: int) -> dict[str, Any]:
+        """An ApplicationFault body: AdApiFaultDetail (authentication: `Errors`) or
+        ApiFaultDetail (operations: `OperationErrors`)."""
+        key = "Errors" if kind == "AdApiFaultDetail" else "OperationErrors"
+        errors = [{"Code": c, "ErrorCode": "E", "Message": "x"} for c in codes]
+        return {"Type": kind, "TrackingId": "t-1", key: errors}
 
     def archive(self, rows: Iterable[Row]) -> bytes:
         lines = [
