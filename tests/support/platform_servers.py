@@ -221,6 +221,10 @@ class MetaServer(PlatformServer):
 
     accounts: list[dict[str, Any]] = field(default_factory=list)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Ranges longer than these many days are refused as too large (error 100,
+    # subcode 1504018): synchronous requests, and report runs. 0: never.
+    sync_limit_days: int = 0
+    async_limit_days: int = 0
 
     def handle(self, request: Request) -> Response:
         parts = request.path.strip("/").split("/")[1:]  # drop the version
@@ -233,6 +237,9 @@ class MetaServer(PlatformServer):
             return _json(found[0]) if found else _json({"error": {"code": 100}}, 400)
         if len(parts) == 2 and parts[0].startswith("act_") and parts[1] == "insights":
             params = dict(args)
+            limit = self.async_limit_days if request.method == "POST" else self.sync_limit_days
+            if limit and _span_days(params["time_range"]) > limit:
+                return _json(_TOO_LARGE, 400)
             if request.method == "POST":
                 run_id = str(1000 + len(self.runs))
                 self.runs[run_id] = {"params": params, "polls": 0, "account": parts[0][4:]}
@@ -296,6 +303,22 @@ class MetaServer(PlatformServer):
         if after:
             body["paging"] = {"cursors": {"before": "0", "after": after}, "next": "https://x/next"}
         return _json(body)
+
+
+_TOO_LARGE = {
+    "error": {
+        "message": "Please reduce the amount of data you're asking for, then retry your request",
+        "type": "OAuthException",
+        "code": 100,
+        "error_subcode": 1504018,
+    }
+}
+
+
+def _span_days(time_range: str) -> int:
+    span = json.loads(time_range)
+    since, until = dt.date.fromisoformat(span["since"]), dt.date.fromisoformat(span["until"])
+    return (until - since).days + 1
 
 
 # ---------------------------------------------------------------- LinkedIn
