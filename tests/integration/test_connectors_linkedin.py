@@ -13,6 +13,7 @@ from shared.platforms.reports import ApiClient
 from shared.platforms.reports.linkedin import FIELDS, LINKEDIN_VERSION, LinkedInConnector
 from shared.warehouse import DAILY_SCHEMA
 from shared.warehouse.schema import conform
+from tests.support.completeness import account_totals, assert_complete
 from tests.support.platform_servers import LinkedInServer, sample_rows
 from tests.support.servers import serve
 
@@ -96,3 +97,10 @@ def test_faults(linkedin: tuple[LinkedInServer, ApiClient], fault: int, error: t
     server.fail(fault, retry_after="4")
     with pytest.raises(error):
         LinkedInConnector().fetch(api, Account(id=AID), D1, D1)
+
+
+def test_account_totals_equal_the_loaded_rows(linkedin: tuple[LinkedInServer, ApiClient]) -> None:
+    _, api = linkedin
+    end = D1 + dt.timedelta(days=3)
+    table = LinkedInConnector().fetch(api, Account(id=AID), D1, end)
+    assert_complete(table, account_totals("linkedin", api, AID, D1, end))

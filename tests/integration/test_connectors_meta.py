@@ -20,6 +20,7 @@ from shared.platforms.reports import ApiClient
 from shared.platforms.reports.meta import FIELDS, MetaConnector
 from shared.warehouse import DAILY_SCHEMA
 from shared.warehouse.schema import conform
+from tests.support.completeness import account_totals, assert_complete
 from tests.support.platform_servers import MetaServer, Row, sample_rows
 from tests.support.servers import serve
 
@@ -237,3 +238,10 @@ def test_a_single_day_too_large_fails_clearly(meta: tuple[MetaServer, ApiClient]
     server.handle = lambda request: _json(_TOO_LARGE, 400)  # type: ignore[method-assign]
     with pytest.raises(ReportTooLarge):
         _connector().fetch(api, Account(id=AID), D1, D1)
+
+
+def test_account_totals_equal_the_loaded_rows(meta: tuple[MetaServer, ApiClient]) -> None:
+    _, api = meta
+    end = D1 + dt.timedelta(days=4)
+    table = _connector().fetch(api, Account(id=AID), D1, end)
+    assert_complete(table, account_totals("meta", api, AID, D1, end))

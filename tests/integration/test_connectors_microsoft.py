@@ -18,6 +18,7 @@ from shared.platforms.reports.microsoft import (
 )
 from shared.warehouse import DAILY_SCHEMA
 from shared.warehouse.schema import conform
+from tests.support.completeness import account_totals, assert_complete
 from tests.support.platform_servers import MicrosoftServer, sample_rows
 from tests.support.servers import serve
 
@@ -218,3 +219,12 @@ def test_application_fault_details(
     with pytest.raises(error) as caught:
         _connector().fetch(api, Account(id=AID), D1, D1)
     assert type(caught.value) is error
+
+
+def test_account_totals_equal_the_loaded_rows(
+    microsoft: tuple[MicrosoftServer, ApiClient],
+) -> None:
+    _, api = microsoft
+    end = D1 + dt.timedelta(days=2)
+    table = _connector().fetch(api, Account(id=AID), D1, end)
+    assert_complete(table, account_totals("microsoft", api, AID, D1, end))

@@ -21,6 +21,7 @@ from shared.platforms.reports import ApiClient
 from shared.platforms.reports.tiktok import METRICS, TikTokConnector
 from shared.warehouse import DAILY_SCHEMA
 from shared.warehouse.schema import conform
+from tests.support.completeness import account_totals, assert_complete
 from tests.support.platform_servers import TikTokServer, sample_rows
 from tests.support.servers import serve
 
@@ -143,3 +144,10 @@ def test_http_faults(tiktok: tuple[TikTokServer, ApiClient], fault: int, error: 
     server.fail(fault, retry_after="3")
     with pytest.raises(error):
         TikTokConnector().fetch(api, Account(id=ADV), D1, D1)
+
+
+def test_account_totals_equal_the_loaded_rows(tiktok: tuple[TikTokServer, ApiClient]) -> None:
+    _, api = tiktok
+    end = D1 + dt.timedelta(days=29)
+    table = TikTokConnector().fetch(api, Account(id=ADV), D1, end)
+    assert_complete(table, account_totals("tiktok", api, ADV, D1, end))

@@ -37,6 +37,7 @@ __all__ = [
     "MicrosoftServer",
     "Row",
     "TikTokServer",
+    "Totals",
     "sample_rows",
 ]
 
@@ -57,6 +58,9 @@ class Row:
     conversions: float = 1.0
     value_micros: int = 10_000_000
     currency: str = "USD"
+    # Google Ads' advertising_channel_type: PERFORMANCE_MAX rows have no ad group or
+    # ad, and Google serves them at campaign level only.
+    channel: str = "SEARCH"
 
 
 def sample_rows(account_id: str, start: dt.date, days: int, ads: int = 2, **kw: Any) -> list[Row]:
@@ -80,6 +84,16 @@ def sample_rows(account_id: str, start: dt.date, days: int, ads: int = 2, **kw: 
                 )
             )
     return rows
+
+
+@dataclass(frozen=True, order=True)
+class Totals:
+    """One day of an account-level report."""
+
+    date: dt.date
+    impressions: int
+    clicks: int
+    spend_micros: int
 
 
 @dataclass
@@ -151,6 +165,22 @@ class PlatformServer:
     def select(self, account_id: str, start: dt.date, end: dt.date) -> list[Row]:
         return [r for r in self.rows if r.account_id == account_id and start <= r.date <= end]
 
+    def daily_totals(self, account_id: str, start: dt.date, end: dt.date) -> list[Totals]:
+        """The account's totals per day, as the platform's account-level report serves
+        them (every row, whatever campaign type: what the account was billed)."""
+        days: dict[dt.date, list[Row]] = {}
+        for r in self.select(account_id, start, end):
+            days.setdefault(r.date, []).append(r)
+        return [
+            Totals(
+                day,
+                sum(r.impressions for r in rows),
+                sum(r.clicks for r in rows),
+                sum(r.spend_micros for r in rows),
+            )
+            for day, rows in sorted(days.items())
+        ]
+
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(body), status=status, headers=headers, mimetype="application/json")
@@ -180,9 +210,12 @@ class GoogleAdsServer(PlatformServer):
             return _json({"error": {"code": 404}}, 404)
         cid = request.path.split("/customers/")[1].split("/")[0]
         query = json.loads(request.get_data())["query"]
-        if "FROM customer_client" in query:
+        resource = query.split(" FROM ")[1].split()[0]
+        if resource == "customer_client":
             results = [{"customerClient": c} for c in self.clients.get(cid, [])]
             results = [r for r in results if not r["customerClient"].get("manager")]
+        elif resource in ("campaign", "customer"):
+            results = self._aggregate(cid, query, resource)
         else:
             between = query.split("BETWEEN '")[1]
             start = dt.date.fromisoformat(between[:10])
@@ -203,12 +236,58 @@ class GoogleAdsServer(PlatformServer):
                     "segments": {"date": r.date.isoformat()},
                 }
                 for r in self.select(cid, start, end)
+                if r.channel != "PERFORMANCE_MAX"  # as Google: no ad-level rows for PMax
             ]
         batches = [
             {"results": results[i : i + self.page_size], "fieldMask": "x", "requestId": "r"}
             for i in range(0, len(results), self.page_size)
         ] or [{"fieldMask": "x", "requestId": "r"}]
         return _json(batches)
+
+    def _aggregate(self, cid: str, query: str, resource: str) -> list[dict[str, Any]]:
+        """`FROM campaign` (per campaign and day, optionally of one channel type) and
+        `FROM customer` (the account's daily totals), summed from the rows."""
+        between = query.split("BETWEEN '")[1]
+        start = dt.date.fromisoformat(between[:10])
+        end = dt.date.fromisoformat(between.split("AND '")[1][:10])
+        channel = (
+            query.split("advertising_channel_type = '")[1].split("'")[0]
+            if ("advertising_channel_type = '" in query)
+            else None
+        )
+        groups: dict[tuple[str, ...], list[Row]] = {}
+        for r in self.select(cid, start, end):
+            if channel is not None and r.channel != channel:
+                continue
+            key = (
+                (r.date.isoformat(), r.campaign_id)
+                if resource == "campaign"
+                else (r.date.isoformat(),)
+            )
+            groups.setdefault(key, []).append(r)
+        results = []
+        for key, rows in groups.items():
+            first = rows[0]
+            result: dict[str, Any] = {
+                "customer": {"resourceName": f"customers/{cid}", "currencyCode": first.currency},
+                "metrics": {
+                    "impressions": str(sum(r.impressions for r in rows)),
+                    "clicks": str(sum(r.clicks for r in rows)),
+                    "costMicros": str(sum(r.spend_micros for r in rows)),
+                    "conversions": sum(r.conversions for r in rows),
+                    "conversionsValue": float(micros_to_text(sum(r.value_micros for r in rows))),
+                },
+                "segments": {"date": key[0]},
+            }
+            if resource == "campaign":
+                result["campaign"] = {
+                    "resourceName": f"customers/{cid}/campaigns/{first.campaign_id}",
+                    "id": first.campaign_id,
+                    "name": first.campaign_name,
+                    "advertisingChannelType": first.channel,
+                }
+            results.append(result)
+        return results
 
 
 # ---------------------------------------------------------------- Meta
@@ -263,9 +342,25 @@ class MetaServer(PlatformServer):
 
     def _insights(self, aid: str, params: dict[str, Any]) -> Response:
         span = json.loads(params["time_range"])
-        rows = self.select(
-            aid, dt.date.fromisoformat(span["since"]), dt.date.fromisoformat(span["until"])
-        )
+        since, until = dt.date.fromisoformat(span["since"]), dt.date.fromisoformat(span["until"])
+        if params.get("level") == "account":
+            totals = self.daily_totals(aid, since, until)
+            return _json(
+                {
+                    "data": [
+                        {
+                            "account_id": aid,
+                            "date_start": t.date.isoformat(),
+                            "date_stop": t.date.isoformat(),
+                            "impressions": str(t.impressions),
+                            "clicks": str(t.clicks),
+                            "spend": micros_to_text(t.spend_micros),
+                        }
+                        for t in totals
+                    ]
+                }
+            )
+        rows = self.select(aid, since, until)
         data = [
             {
                 "date_start": r.date.isoformat(),
@@ -359,6 +454,9 @@ class LinkedInServer(PlatformServer):
 
         start_text = spec.split("start:")[1].split(")")[0] + ")"
         end_text = spec.split("end:")[1].split(")")[0] + ")"
+        if fields["pivots"] == "List(ACCOUNT)":
+            totals = self.daily_totals(aid, _day(start_text), _day(end_text))
+            return _json({"elements": [_linkedin_total(aid, t) for t in totals]})
         rows = self.select(aid, _day(start_text), _day(end_text))
         elements = [
             {
@@ -382,6 +480,17 @@ class LinkedInServer(PlatformServer):
         return _json({"elements": elements, "paging": {"count": 10, "start": 0, "links": []}})
 
 
+def _linkedin_total(aid: str, t: Totals) -> dict[str, Any]:
+    day = {"year": t.date.year, "month": t.date.month, "day": t.date.day}
+    return {
+        "dateRange": {"start": day, "end": day},
+        "pivotValues": [f"urn:li:sponsoredAccount:{aid}"],
+        "impressions": t.impressions,
+        "clicks": t.clicks,
+        "costInLocalCurrency": micros_to_text(t.spend_micros),
+    }
+
+
 # ---------------------------------------------------------------- TikTok
 
 
@@ -403,11 +512,26 @@ class TikTokServer(PlatformServer):
             return _json({"code": 0, "message": "OK", "data": {"list": found}})
         if request.path != "/open_api/v1.3/report/integrated/get/":
             return _json({"code": 40008, "message": "no such endpoint", "data": {}})
-        rows = self.select(
-            args["advertiser_id"],
-            dt.date.fromisoformat(args["start_date"]),
-            dt.date.fromisoformat(args["end_date"]),
-        )
+        start = dt.date.fromisoformat(args["start_date"])
+        end = dt.date.fromisoformat(args["end_date"])
+        if args["data_level"] == "AUCTION_ADVERTISER":
+            totals = [
+                {
+                    "dimensions": {
+                        "advertiser_id": args["advertiser_id"],
+                        "stat_time_day": f"{t.date.isoformat()} 00:00:00",
+                    },
+                    "metrics": {
+                        "impressions": str(t.impressions),
+                        "clicks": str(t.clicks),
+                        "spend": micros_to_text(t.spend_micros),
+                    },
+                }
+                for t in self.daily_totals(args["advertiser_id"], start, end)
+            ]
+            info = {"page": 1, "page_size": 1000, "total_number": len(totals), "total_page": 1}
+            return _json({"code": 0, "message": "OK", "data": {"list": totals, "page_info": info}})
+        rows = self.select(args["advertiser_id"], start, end)
         size = int(args["page_size"])
         page = int(args["page"])
         chosen = rows[(page - 1) * size : page * size]
@@ -487,8 +611,10 @@ class MicrosoftServer(PlatformServer):
                 status["ReportDownloadUrl"] = url
             return _json({"ReportRequestStatus": status})
         if path.startswith("/download/"):
-            job = self.jobs[path.rsplit("/", 1)[1]]
-            return Response(self.archive(self._rows(job["request"])), mimetype="application/zip")
+            spec = self.jobs[path.rsplit("/", 1)[1]]["request"]
+            if spec["Type"] == "AccountPerformanceReportRequest":
+                return Response(self.totals_archive(spec), mimetype="application/zip")
+            return Response(self.archive(self._rows(spec)), mimetype="application/zip")
         return _json({"Code": 404}, 404)
 
     def _rows(self, spec: dict[str, Any]) -> list[Row]:
@@ -501,6 +627,23 @@ class MicrosoftServer(PlatformServer):
             _day(spec["Time"]["CustomDateRangeStart"]),
             _day(spec["Time"]["CustomDateRangeEnd"]),
         )
+
+    def totals_archive(self, spec: dict[str, Any]) -> bytes:
+        """An AccountPerformanceReport (TimePeriod, AccountId, Impressions, Clicks, Spend)."""
+        (aid,) = spec["Scope"]["AccountIds"]
+        time = spec["Time"]
+        start, end = (
+            dt.date(time[k]["Year"], time[k]["Month"], time[k]["Day"])
+            for k in ("CustomDateRangeStart", "CustomDateRangeEnd")
+        )
+        lines = ['"TimePeriod","AccountId","Impressions","Clicks","Spend"']
+        for t in self.daily_totals(aid, start, end):
+            values = [t.date.isoformat(), aid, str(t.impressions), str(t.clicks)]
+            lines.append(",".join(f'"{v}"' for v in [*values, micros_to_text(t.spend_micros)]))
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("report.csv", "\ufeff" + "\r\n".join(lines) + "\r\n")
+        return buffer.getvalue()
 
     @staticmethod
     def fault(kind: str, *codes: int) -> dict[str, Any]:
