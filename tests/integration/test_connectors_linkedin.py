@@ -45,7 +45,8 @@ def test_accounts(linkedin: tuple[LinkedInServer, ApiClient]) -> None:
     ]
     first, second = server.requests
     assert first["path"] == "/rest/adAccounts"
-    assert first["query"] == "q=search&search=(status:(values:List(ACTIVE)))&pageSize=100"
+    # Encoded as LinkedIn's official client encodes it: keys sorted at every level.
+    assert first["query"] == "pageSize=100&q=search&search=(status:(values:List(ACTIVE)))"
     assert second["args"]["pageToken"] == "1"
     assert first["headers"]["Linkedin-Version"] == LINKEDIN_VERSION
     assert first["headers"]["X-Restli-Protocol-Version"] == "2.0.0"
@@ -60,9 +61,10 @@ def test_analytics_request_and_rows(linkedin: tuple[LinkedInServer, ApiClient]) 
     analytics = server.requests[0]
     assert analytics["path"] == "/rest/adAnalytics"
     assert analytics["query"] == (
-        "q=statistics&pivots=List(CAMPAIGN_GROUP,CAMPAIGN,CREATIVE)&timeGranularity=DAILY"
-        "&dateRange=(start:(year:2024,month:12,day:30),end:(year:2025,month:1,day:1))"
-        f"&accounts=List(urn%3Ali%3AsponsoredAccount%3A{AID})&fields={FIELDS}"
+        f"accounts=List(urn%3Ali%3AsponsoredAccount%3A{AID})"
+        "&dateRange=(end:(day:1,month:1,year:2025),start:(day:30,month:12,year:2024))"
+        f"&fields={FIELDS.replace(',', '%2C')}"
+        "&pivots=List(CAMPAIGN_GROUP,CAMPAIGN,CREATIVE)&q=statistics&timeGranularity=DAILY"
     )
     assert analytics["headers"]["Authorization"] == "Bearer li-token"
     assert server.requests[1]["path"] == f"/rest/adAccounts/{AID}/adCampaignGroups"
