@@ -9,6 +9,12 @@ and date range as the real API would, and has switches:
     server.fail(500) / fail(403) / fail(401) / fail("timeout", delay=1.0)
     server.polls_before_done = 2    asynchronous jobs (Meta report runs, Microsoft)
 
+Like the real APIs, each answers only the fields a request asks for (Google's
+SELECT list, Meta's and LinkedIn's `fields`, TikTok's `metrics`, Microsoft's
+`Columns`): a connector that stops asking for a field stops getting it, and its
+tests (and tests/conformance/) see the loss. The shapes are held to the official
+SDKs' models in tests/conformance/.
+
     with serve(MetaServer(rows)) as url: ...
 """
 
@@ -238,10 +244,13 @@ class GoogleAdsServer(PlatformServer):
                 for r in self.select(cid, start, end)
                 if r.channel != "PERFORMANCE_MAX"  # as Google: no ad-level rows for PMax
             ]
+        selected = gaql_fields(query)
+        results = [_prune(result, selected) for result in results]
+        mask = ",".join(".".join(_camel(p) for p in path.split(".")) for path in selected)
         batches = [
-            {"results": results[i : i + self.page_size], "fieldMask": "x", "requestId": "r"}
+            {"results": results[i : i + self.page_size], "fieldMask": mask, "requestId": "r"}
             for i in range(0, len(results), self.page_size)
-        ] or [{"fieldMask": "x", "requestId": "r"}]
+        ] or [{"fieldMask": mask, "requestId": "r"}]
         return _json(batches)
 
     def _aggregate(self, cid: str, query: str, resource: str) -> list[dict[str, Any]]:
@@ -308,12 +317,15 @@ class MetaServer(PlatformServer):
     def handle(self, request: Request) -> Response:
         parts = request.path.strip("/").split("/")[1:]  # drop the version
         args = request.args
+        fields = args.get("fields", "")
         if parts == ["me", "adaccounts"]:
-            return _json({"data": self.accounts})
+            return _json({"data": [_only(a, fields, "id") for a in self.accounts]})
         if len(parts) == 1 and parts[0].startswith("act_"):
             aid = parts[0][4:]
             found = [a for a in self.accounts if a["account_id"] == aid]
-            return _json(found[0]) if found else _json({"error": {"code": 100}}, 400)
+            if not found:
+                return _json({"error": {"code": 100}}, 400)
+            return _json(_only(found[0], fields, "id"))
         if len(parts) == 2 and parts[0].startswith("act_") and parts[1] == "insights":
             params = dict(args)
             limit = self.async_limit_days if request.method == "POST" else self.sync_limit_days
@@ -393,11 +405,48 @@ class MetaServer(PlatformServer):
             }
             for r in rows
         ]
+        # Meta returns date_start and date_stop with every insights row.
+        data = [_only(d, params.get("fields", ""), "date_start", "date_stop") for d in data]
         page, after = _page(data, params.get("after"), self.page_size)
         body: dict[str, Any] = {"data": page}
         if after:
             body["paging"] = {"cursors": {"before": "0", "after": after}, "next": "https://x/next"}
         return _json(body)
+
+
+def gaql_fields(query: str) -> list[str]:
+    """The SELECT list of a GAQL query ("metrics.cost_micros", ...)."""
+    return [f.strip() for f in query.split("SELECT ", 1)[1].split(" FROM ", 1)[0].split(",")]
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _prune(result: dict[str, Any], selected: list[str]) -> dict[str, Any]:
+    """Only the selected fields (and each resource's resourceName, which Google
+    always returns), in REST JSON's lowerCamelCase."""
+    kept: dict[str, Any] = {}
+    for path in selected:
+        source, target = result, kept
+        names = [_camel(p) for p in path.split(".")]
+        for name in names[:-1]:
+            if not isinstance(source.get(name), dict):
+                break
+            source = source[name]
+            target = target.setdefault(name, {})
+            if "resourceName" in source:
+                target["resourceName"] = source["resourceName"]
+        else:
+            if names[-1] in source:
+                target[names[-1]] = source[names[-1]]
+    return kept
+
+
+def _only(item: dict[str, Any], fields: str, *always: str) -> dict[str, Any]:
+    wanted = {f for f in fields.split(",") if f} | set(always)
+    return {k: v for k, v in item.items() if k in wanted}
 
 
 _TOO_LARGE = {
@@ -458,6 +507,7 @@ class LinkedInServer(PlatformServer):
             totals = self.daily_totals(aid, _day(start_text), _day(end_text))
             return _json({"elements": [_linkedin_total(aid, t) for t in totals]})
         rows = self.select(aid, _day(start_text), _day(end_text))
+        asked = unquote(fields.get("fields", ""))
         elements = [
             {
                 "dateRange": {
@@ -477,6 +527,7 @@ class LinkedInServer(PlatformServer):
             }
             for r in rows
         ]
+        elements = [_only(e, asked) for e in elements]
         return _json({"elements": elements, "paging": {"count": 10, "start": 0, "links": []}})
 
 
@@ -554,6 +605,9 @@ class TikTokServer(PlatformServer):
             }
             for r in chosen
         ]
+        asked = ",".join(json.loads(args["metrics"]))
+        for item in data:
+            item["metrics"] = _only(item["metrics"], asked)
         info = {
             "page": page,
             "page_size": size,
@@ -564,6 +618,22 @@ class TikTokServer(PlatformServer):
 
 
 # ---------------------------------------------------------------- Microsoft
+
+
+_MS_COLUMNS = (
+    "TimePeriod",
+    "AccountId",
+    "CampaignId",
+    "CampaignName",
+    "AdGroupId",
+    "AdId",
+    "Impressions",
+    "Clicks",
+    "Spend",
+    "Conversions",
+    "Revenue",
+    "CurrencyCode",
+)
 
 
 @dataclass
@@ -614,7 +684,8 @@ class MicrosoftServer(PlatformServer):
             spec = self.jobs[path.rsplit("/", 1)[1]]["request"]
             if spec["Type"] == "AccountPerformanceReportRequest":
                 return Response(self.totals_archive(spec), mimetype="application/zip")
-            return Response(self.archive(self._rows(spec)), mimetype="application/zip")
+            archive = self.archive(self._rows(spec), spec["Columns"])
+            return Response(archive, mimetype="application/zip")
         return _json({"Code": 404}, 404)
 
     def _rows(self, spec: dict[str, Any]) -> list[Row]:
@@ -653,31 +724,31 @@ class MicrosoftServer(PlatformServer):
         errors = [{"Code": c, "ErrorCode": "E", "Message": "x"} for c in codes]
         return {"Type": kind, "TrackingId": "t-1", key: errors}
 
-    def archive(self, rows: Iterable[Row]) -> bytes:
-        lines = [
-            '"TimePeriod","AccountId","CampaignId","CampaignName","AdGroupId","AdId",'
-            '"Impressions","Clicks","Spend","Conversions","Revenue","CurrencyCode"'
-        ]
+    def archive(self, rows: Iterable[Row], columns: Iterable[str] = _MS_COLUMNS) -> bytes:
+        """The report CSV with the requested `Columns`, in the requested order."""
+        names = list(columns)
+        lines = [",".join(f'"{name}"' for name in names)]
         for r in rows:
             day = (
                 r.date.isoformat()
                 if self.date_style == "iso"
                 else f"{r.date.month}/{r.date.day}/{r.date.year}"
             )
-            values = [
-                day,
-                r.account_id,
-                r.campaign_id,
-                r.campaign_name,
-                r.ad_group_id,
-                r.ad_id,
-                str(r.impressions),
-                str(r.clicks),
-                micros_to_text(r.spend_micros),
-                str(r.conversions),
-                micros_to_text(r.value_micros),
-                r.currency,
-            ]
+            cells = {
+                "TimePeriod": day,
+                "AccountId": r.account_id,
+                "CampaignId": r.campaign_id,
+                "CampaignName": r.campaign_name,
+                "AdGroupId": r.ad_group_id,
+                "AdId": r.ad_id,
+                "Impressions": str(r.impressions),
+                "Clicks": str(r.clicks),
+                "Spend": micros_to_text(r.spend_micros),
+                "Conversions": str(r.conversions),
+                "Revenue": micros_to_text(r.value_micros),
+                "CurrencyCode": r.currency,
+            }
+            values = [cells[name] for name in names]
             lines.append(",".join('"' + v.replace('"', '""') + '"' for v in values))
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
