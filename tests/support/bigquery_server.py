@@ -1,4 +1,3 @@
-
 """A local HTTP server that speaks enough of the BigQuery REST API for our adapter.
 
 It records every request (method, path, query args, JSON body) and keeps state

@@ -25,7 +25,7 @@ import pyarrow as pa
 from shared.platforms.reports import ApiClient
 from shared.platforms.reports.linkedin import HEADERS
 from shared.platforms.reports.normalize import micros
-from tests.support.platform_servers import Totals
+from tests.support.platform_servers import Row, Totals
 
 
 def assert_complete(table: pa.Table, totals: list[Totals]) -> None:
@@ -179,3 +179,49 @@ _READERS = {
     "tiktok": _tiktok,
     "microsoft": _microsoft,
 }
+
+
+def assert_round_trip(table: pa.Table, rows: list[Row]) -> None:
+    """Every column of every loaded row is the value the fake platform held: a field
+    the connector stops asking for (the fake then stops answering it) shows here."""
+
+    def key(values: tuple[Any, ...]) -> tuple[str, ...]:
+        return tuple(str(v) for v in values)
+
+    expected = sorted(
+        key(
+            (
+                r.date,
+                r.campaign_id,
+                r.campaign_name,
+                r.ad_group_id,
+                r.ad_id,
+                r.impressions,
+                r.clicks,
+                r.spend_micros,
+                float(r.conversions),
+                r.value_micros,
+                r.currency,
+            )
+        )
+        for r in rows
+    )
+    got = sorted(
+        key(
+            (
+                r["date"],
+                r["campaign_id"],
+                r["campaign_name"],
+                r["ad_group_id"],
+                r["ad_id"],
+                r["impressions"],
+                r["clicks"],
+                r["spend_micros"],
+                r["conversions"],
+                r["conversion_value_micros"],
+                r["currency"],
+            )
+        )
+        for r in table.to_pylist()
+    )
+    assert got == expected
