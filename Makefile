@@ -3,23 +3,45 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Tool environments live in .tools/, apart from the local server's state in .cosma/.
+TOOLS := .tools
+UV_VERSION := 0.13.8
+UV := $(TOOLS)/uv/bin/uv
+UV_STAMP := $(TOOLS)/uv/.installed-$(UV_VERSION)
 # The official ad-platform SDKs (tests/conformance/): large, installed once per venv.
 CONFORMANCE := $(VENV)/.conformance
 
-.PHONY: run test conformance lint bench package terraform-check clean
+.PHONY: run test conformance lint bench package lock terraform-check clean
 
-$(STAMP): pyproject.toml
+# Everything comes from requirements.lock (exact versions, hash-checked); the project
+# itself is installed on top without resolving anything else.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+## Re-resolve requirements.lock and requirements-deploy.lock after pyproject.toml changes.
+lock: $(UV_STAMP)
+	$(PYTHON) scripts/lock.py --uv $(UV)
+
+$(UV_STAMP):
+	rm -rf $(TOOLS)/uv
+	$(PYTHON) -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/pip install --quiet 'uv==$(UV_VERSION)'
+	touch $@
 
 ## Run every function on 127.0.0.1:8080 with an embedded Postgres and local keys.
 run: $(STAMP)
 	$(BIN)/cosma serve
 
+# The conformance extra stays out of the lock (as bench does), so `make run` never
+# installs google-ads; its SDKs are pinned exactly in pyproject.toml and everything
+# they share with the project is held to the lock's versions.
 $(CONFORMANCE): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,conformance]'
+	$(BIN)/python scripts/extra_requirements.py conformance > $(VENV)/conformance.txt
+	$(BIN)/pip install --quiet -r $(VENV)/conformance.txt
 	touch $(CONFORMANCE)
 
 ## The whole suite against a throwaway Postgres (or TEST_DATABASE_URL), the
@@ -38,7 +60,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/pip install --quiet -e '.[bench]' --constraint requirements.lock
 	$(BIN)/python -m bench
 
 package: $(STAMP)

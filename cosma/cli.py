@@ -1,6 +1,7 @@
 """The `cosma` command: run the system locally and operate it.
 
-cosma serve            embedded Postgres + migrations + every function on :8080
+cosma serve            embedded Postgres + migrations + every function on :8080 (PORT)
+cosma url              the running local server's address (from the state folder)
 cosma migrate          apply migrations to DATABASE_URL (an administrative URL)
 cosma audit-verify     recompute the audit hash chains, name the first broken link
 cosma dev-token        mint a local session token (upserts org, member, assignments)
@@ -16,9 +17,12 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from shared import logs
 from shared.platforms.versions import WARN_DAYS
@@ -29,11 +33,20 @@ def state_dir() -> Path:
     return Path(os.environ.get("COSMA_HOME", ".cosma")).resolve()
 
 
-def local_settings(app_url: str, worker_url: str, home: Path, **overrides: object) -> Settings:
-    """Settings for local mode: the environment, with local defaults filled in."""
+def default_url() -> str:
+    """Where `cosma serve` listens when started from this shell's environment."""
+    return f"http://127.0.0.1:{int(os.environ.get('PORT', '8080'))}"
+
+
+def local_settings(
+    app_url: str, worker_url: str, home: Path, public: str | None = None, **overrides: object
+) -> Settings:
+    """Settings for local mode: the environment, with local defaults filled in.
+
+    `public` is the server's own address; the other commands pass the running
+    server's (from `cosma.instance`), not their own PORT."""
     base = Settings.from_env()
-    port = int(os.environ.get("PORT", "8080"))
-    public = f"http://127.0.0.1:{port}"
+    public = public or default_url()
     values: dict[str, object] = {
         "database_url": app_url,
         "worker_database_url": worker_url,
@@ -54,29 +67,91 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _listen(host: str, port: int) -> socket.socket | None:
+    """The server's listening socket, bound here so that a port in use gets our
+    message (werkzeug prints its own and exits when it binds)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        print(
+            f"cosma: cannot listen on {host}:{port}: {exc.strerror or exc}.\n"
+            "  Another program (perhaps another `make run`) has that port. Start this"
+            " server on another one, e.g. `PORT=8292 make run`.",
+            file=sys.stderr,
+        )
+        return None
+    return sock
+
+
+def _public_url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "127.0.0.1", "localhost", "", "::") else host  # noqa: S104
+    return f"http://{shown}:{port}"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    from werkzeug.serving import make_server
+    from cosma import instance
 
-    from cosma import localdb
-    from cosma.server import LocalServer
-
+    # `kill` (SIGTERM) stops as cleanly as Ctrl-C, from the first moment on.
+    signal.signal(signal.SIGTERM, _interrupt)
     home = state_dir()
-    home.mkdir(parents=True, exist_ok=True)
+    claim = instance.claim(home)
+    if claim is None:
+        other = instance.running(home)
+        where = f" (pid {other.pid}, {other.url})" if other else ""
+        print(
+            f"cosma: another server{where} is already running on the state in {home}.\n"
+            "  Stop it first (Ctrl-C in its terminal), or give this one a state folder"
+            " of its own: `COSMA_HOME=/tmp/cosma-2 PORT=8292 make run`.",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        return _serve(args, home, claim)
+    except KeyboardInterrupt:
+        print("cosma: stopped", flush=True)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        claim.release()
+
+
+def _serve(args: argparse.Namespace, home: Path, claim: Any) -> int:
+    from cosma import instance, localdb
+    from cosma.server import LocalServer, make_local_server
+
     settings0 = Settings.from_env()
     logs.configure(settings0.log_level)
     # Our own access line already covers each request.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # The port first: a port in use is said before Postgres starts for nothing.
+    sock = _listen(args.host, args.port)
+    if sock is None:
+        return 1
+    port = sock.getsockname()[1]
+    public = _public_url(args.host, port)
     print(f"cosma: state in {home}", flush=True)
-    db = localdb.prepare(admin_url=os.environ.get("DATABASE_URL"), datadir=home / "pg")
     try:
-        settings = local_settings(db.app_url, db.worker_url, home)
+        db = localdb.prepare(admin_url=os.environ.get("DATABASE_URL"), datadir=home / "pg")
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        settings = local_settings(db.app_url, db.worker_url, home, public=public)
         from cosma import sandbox_oauth, sandbox_platform
 
         # The local composition: the deployed platforms plus the sandbox.
         runtime = sandbox_platform.local_runtime(settings)
 
-        # The sandbox platform's client secret, created on first run like the keys.
+        # The sandbox platform's client secret, created on first run like the keys,
+        # and its grants, kept with the rest of the state so restarts keep them.
         sandbox_oauth.ensure_client_secret(settings)
+        sandbox_oauth.provider.keep_grants_in(home / "sandbox")
         # First run creates the local key directory (0700) and its first key (0600).
         newest = runtime.secrets.keyring()[0][0]
         print(f"cosma: token key version {newest} in {settings.keyring_dir}", flush=True)
@@ -84,28 +159,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         # The local identity provider: its JWKS is what CLERK_JWKS_URL names locally.
         app = LocalServer(runtime, extra=[LocalIssuer.load_or_create(home).router()])
-        try:
-            server = make_server(args.host, args.port, app, threaded=True)
-        except OSError as exc:
-            print(
-                f"cosma: cannot listen on {args.host}:{args.port} ({exc.strerror});"
-                " is another server running? Set PORT to use another port.",
-                file=sys.stderr,
+        server = make_local_server(args.host, port, app, fd=sock.fileno())
+        sock.close()  # the server holds its own duplicate of the socket
+        claim.publish(
+            instance.ServerRecord(
+                pid=os.getpid(),
+                url=public,
+                issuer=settings.clerk_issuer,
+                azp=settings.allowed_origins[0],
             )
-            return 1
-        base = f"http://{args.host}:{args.port}"
-        print(
-            f"\ncosma: serving every function on {base}\n"
-            f"  curl {base}/healthz\n"
-            f"  curl -i {base}/no-such-path      # a problem+json 404\n"
-            "  TOKEN=$(.venv/bin/cosma dev-token --user u1 --org o1 --role admin)\n"
-            f'  curl -H "Authorization: Bearer $TOKEN" {base}/auth/session\n'
-            "  (README.md walks through connecting the sandbox platform, a sync and a query.)\n"
-            "Ctrl-C stops the server and the embedded Postgres.\n",
-            flush=True,
         )
-        # `kill` (SIGTERM) stops as cleanly as Ctrl-C: the server, then Postgres.
-        signal.signal(signal.SIGTERM, _interrupt)
+        print(banner(public), flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
@@ -116,9 +180,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         # A second Ctrl-C must not leave Postgres half stopped.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         db.stop()
-        print("cosma: stopped", flush=True)
+    print("cosma: stopped", flush=True)
     return 0
+
+
+def banner(base: str) -> str:
+    """What `cosma serve` prints once it listens: commands that work as printed,
+    from any shell (they find this server through the state folder)."""
+    return (
+        f"\ncosma: serving every function on {base}\n"
+        f"  API reference: {base}/docs  (the OpenAPI document: {base}/openapi.json)\n"
+        f"  curl {base}/healthz\n"
+        f"  curl -i {base}/no-such-path      # a problem+json 404\n"
+        "  TOKEN=$(.venv/bin/cosma dev-token --user u1 --org o1 --role admin)\n"
+        f'  curl -H "Authorization: Bearer $TOKEN" {base}/auth/session\n'
+        "  (README.md walks through connecting the sandbox platform, a sync and a query.)\n"
+        "Ctrl-C stops the server and the embedded Postgres.\n"
+    )
+
+
+def cmd_url(args: argparse.Namespace) -> int:
+    from cosma import instance
+
+    record = instance.running(state_dir())
+    if record is None:
+        print(_not_running(), file=sys.stderr)
+        return 1
+    print(record.url)
+    return 0
+
+
+def _not_running() -> str:
+    return (
+        f"cosma: no local server is running on the state in {state_dir()};"
+        " start it with `make run` (in another terminal)"
+    )
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -149,26 +247,68 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     try:
         with psycopg.connect(url) as conn:
             broken = audit.verify(conn, args.org)
+            checked = _audit_census(conn, args.org)
     finally:
         stop()
+    records, orgs = checked
+    if not broken and records == 0:
+        if args.org:
+            print(
+                f"audit-verify: organization {args.org!r} has no audit records, so nothing was"
+                " checked (is the id right? `--org` takes the organization id, e.g. o1)",
+                file=sys.stderr,
+            )
+            return 1
+        print("audit-verify: no audit records yet, nothing to check")
+        return 0
     if not broken:
-        print("audit chain intact")
+        print(f"audit chain intact: {records} record(s) of {orgs} organization(s) checked")
         return 0
     for link in broken:
         print(f"broken: org={link.org_id} seq={link.seq} id={link.id}: {link.reason}")
     return 1
 
 
+def _audit_census(conn: Any, org: str | None) -> tuple[int, int]:
+    """How many audit records (and of how many organizations) a verification read."""
+    row = conn.execute(
+        "select count(*), count(distinct org_id) from audit_log"
+        " where %(org)s::text is null or org_id = %(org)s",
+        {"org": org},
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def _client_id(value: str) -> str:
+    """argparse type of `--client`: a client id is a UUID."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a client id: client ids are UUIDs"
+            " (`--create-client NAME` makes a client and prints its id)"
+        ) from None
+
+
 def cmd_dev_token(args: argparse.Namespace) -> int:
     """Upsert the organization, member and assignments locally; print a token."""
     import psycopg
 
-    from cosma import localdb
+    from cosma import instance, localdb
     from cosma.issuer import LocalIssuer
     from shared import migrate
 
     home = state_dir()
     home.mkdir(parents=True, exist_ok=True)
+    # The token must name the issuer of the server that will check it: the
+    # running one's, whatever PORT this shell has.
+    server = instance.running(home)
+    if server is None:
+        print(
+            f"dev-token: no local server is running on {home}; the token is for one on"
+            f" {default_url()} (start it with `make run`)",
+            file=sys.stderr,
+        )
     # Not `localdb.prepare`: it resets the app roles' passwords, which would cut
     # off a `cosma serve` already running against a password-authenticated server.
     admin_url = os.environ.get("DATABASE_URL", "")
@@ -180,6 +320,8 @@ def cmd_dev_token(args: argparse.Namespace) -> int:
         url = localdb.with_database(admin_url, "cosma")
         migrate.apply(url)
         clients = list(args.client)
+        problem = ""
+        created: list[tuple[str, str]] = []
         with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
             conn.execute(
                 "insert into organizations (id, name) values (%s, %s) on conflict (id) do nothing",
@@ -197,9 +339,19 @@ def cmd_dev_token(args: argparse.Namespace) -> int:
                 ).fetchone()
                 if row is None:  # an insert ... returning always gives a row
                     raise RuntimeError("client insert returned nothing")
-                print(f"client {name}: {row[0]}", file=sys.stderr)
+                created.append((name, row[0]))
                 clients.append(row[0])
             for client_id in clients:
+                owner = conn.execute(
+                    "select org_id from clients where id = %s", (client_id,)
+                ).fetchone()
+                if owner is None or owner[0] != args.org:
+                    where = "" if owner is None else f" (it belongs to organization {owner[0]})"
+                    problem = (
+                        f"dev-token: organization {args.org} has no client {client_id}{where};"
+                        " `--create-client NAME` makes one. Nothing was changed."
+                    )
+                    raise psycopg.Rollback()  # nothing of this command is kept
                 conn.execute(
                     "insert into client_assignments (org_id, client_id, user_id)"
                     " values (%s, %s, %s) on conflict do nothing",
@@ -210,15 +362,19 @@ def cmd_dev_token(args: argparse.Namespace) -> int:
         return 2
     finally:
         stop()
-    settings = local_settings("", "", home)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    for name, client_id in created:  # committed: the ids exist now
+        print(f"client {name}: {client_id}", file=sys.stderr)
+    if server is not None:
+        iss, azp = server.issuer, server.azp
+    else:
+        settings = local_settings("", "", home)
+        iss, azp = settings.clerk_issuer, settings.allowed_origins[0]
     issuer = LocalIssuer.load_or_create(home)
     token = issuer.mint(
-        user_id=args.user,
-        org_id=args.org,
-        role=args.role,
-        issuer=settings.clerk_issuer,
-        azp=settings.allowed_origins[0],
-        ttl=args.ttl,
+        user_id=args.user, org_id=args.org, role=args.role, issuer=iss, azp=azp, ttl=args.ttl
     )
     print(token)
     return 0
@@ -247,7 +403,10 @@ def _worker_settings() -> tuple[Settings, Callable[[], None]]:
         raise
     # The embedded server trusts its unix socket; the role, not a password, matters.
     worker_url = localdb.with_user(url, migrate.WORKER, "")
-    return local_settings("", worker_url, home), stop
+    from cosma import instance
+
+    server = instance.running(home)
+    return local_settings("", worker_url, home, public=server.url if server else None), stop
 
 
 def cmd_rotate_keys(args: argparse.Namespace) -> int:
@@ -331,9 +490,18 @@ def cmd_keys_check(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """One sync invocation on the worker role, as POST /sync runs it (no OIDC locally)."""
-    from cosma import sandbox_platform
+    from cosma import instance, sandbox_platform
     from shared.sync import leases, runner
 
+    if not os.environ.get("WORKER_DATABASE_URL") and instance.running(state_dir()) is None:
+        # Locally the sandbox's OAuth provider and report API are the server's own
+        # routes: a sync without it would put every connection into back-off.
+        print(
+            f"{_not_running()}: the sandbox platform's provider runs in it. Nothing was"
+            " synced and no connection changed.",
+            file=sys.stderr,
+        )
+        return 2
     settings, stop = _worker_settings()
     runtime = sandbox_platform.local_runtime(settings)
     try:
@@ -342,10 +510,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
         def show(result: runner.RunResult) -> None:
             error = f" ({result.error_class})" if result.error_class else ""
+            window = (
+                f"window {result.window_from}..{result.window_to}"
+                if result.window_from and result.window_to
+                else "no report read"
+            )
             print(
                 f"connection {result.connection_id}: {result.recorded_outcome}{error},"
                 f" {result.rows} rows, {result.accounts} account(s),"
-                f" window {result.window_from}..{result.window_to}, {result.duration_ms} ms",
+                f" {window}, {result.duration_ms} ms",
                 flush=True,
             )
             for line in result.health:
@@ -403,6 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     serve.set_defaults(func=cmd_serve)
+    url = sub.add_parser("url", help="print the running local server's address")
+    url.set_defaults(func=cmd_url)
     mig = sub.add_parser("migrate", help="apply migrations to DATABASE_URL")
     mig.set_defaults(func=cmd_migrate)
     ver = sub.add_parser("audit-verify", help="verify the audit hash chains")
@@ -412,7 +587,9 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--user", required=True, help="user id, e.g. u1")
     tok.add_argument("--org", required=True, help="organization id, e.g. o1")
     tok.add_argument("--role", choices=("admin", "editor", "viewer"), default="admin")
-    tok.add_argument("--client", action="append", default=[], help="assign this client id")
+    tok.add_argument(
+        "--client", action="append", default=[], type=_client_id, help="assign this client id"
+    )
     tok.add_argument(
         "--create-client",
         action="append",

@@ -99,7 +99,7 @@ class LocalIssuer:
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid})
 
     def router(self) -> Router:
-        router = Router("issuer")
+        router = Router("issuer", peer=True)
         jwks = self.jwks()
 
         @router.route("GET", JWKS_PATH)

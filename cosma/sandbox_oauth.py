@@ -8,16 +8,23 @@
 A real OAuth server for loopback, small on purpose: one registered client (the
 sandbox client id and the `sandbox-client-secret` from the secrets port), one
 scope, the redirect URI must be the API's own callback. Codes live 60 s and are
-single-use; tokens are random and kept in memory (a restart forgets them, and
-connections then need a reconnect, as after a real revocation).
-`access_token_valid()` is what the sandbox report API checks.
+single-use, in memory. Tokens are random; their grants (a SHA-256 of each live
+access and refresh token, never the token itself) are kept in
+`<state>/sandbox/grants.json` (0600) once `keep_grants_in` names the folder, as
+`cosma serve` does, so a restarted server still honours the refresh tokens the
+API stored and sandbox connections stay syncable. `access_token_valid()` is
+what the sandbox report API checks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
+import logging
 import os
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +42,7 @@ from shared.platforms import oauth, registry
 if TYPE_CHECKING:
     from shared.settings import Settings
 
+_log = logging.getLogger(__name__)
 SCOPE = sandbox_platform.SCOPE
 CODE_TTL_S = 60
 ACCESS_TTL_S = 3600
@@ -62,21 +70,66 @@ def ensure_client_secret(settings: Settings) -> None:
         handle.write(secrets.token_urlsafe(32))
 
 
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+GRANTS_FILE = "grants.json"
+
+
 class SandboxOAuth:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._codes: dict[str, _Code] = {}
-        self._access: dict[str, float] = {}  # token -> expiry
+        # Grants by token digest: access -> expiry, and the live refresh tokens.
+        self._access: dict[str, float] = {}
         self._refresh: set[str] = set()
+        self._store: Path | None = None
+
+    def keep_grants_in(self, folder: Path) -> None:
+        """Keep the grants in `folder` from now on, starting from those it holds."""
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = folder / GRANTS_FILE
+        try:
+            data = json.loads(path.read_text())
+            access = {str(k): float(v) for k, v in data["access"].items()}
+            refresh = {str(v) for v in data["refresh"]}
+        except FileNotFoundError:
+            access, refresh = {}, set()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            # Written in one rename, so only a hand edit damages it; the connections
+            # then need a reconnect, as after a revocation.
+            _log.warning("sandbox grants in %s unreadable: starting without them", path)
+            access, refresh = {}, set()
+        with self._lock:
+            self._store = path
+            self._access.update(access)
+            self._refresh |= refresh
 
     def access_token_valid(self, token: str) -> bool:
         with self._lock:
-            expiry = self._access.get(token)
+            expiry = self._access.get(_digest(token))
         return expiry is not None and expiry > self._clock()
 
+    def _save(self) -> None:
+        """Write the grants (under `self._lock`) in one rename, readable by us only."""
+        if self._store is None:
+            return
+        now = self._clock()
+        self._access = {k: v for k, v in self._access.items() if v > now}
+        text = json.dumps({"access": self._access, "refresh": sorted(self._refresh)})
+        fd, partial = tempfile.mkstemp(dir=self._store.parent, prefix=".grants.")
+        try:
+            with os.fdopen(fd, "w") as handle:  # mkstemp creates it 0600
+                handle.write(text)
+            os.replace(partial, self._store)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
+
     def router(self) -> Router:
-        router = Router("sandbox")
+        router = Router("sandbox", peer=True)
         router.route("GET", "/sandbox/oauth/authorize")(self._authorize)
         router.route("POST", "/sandbox/oauth/token")(self._token)
         router.route("POST", "/sandbox/oauth/revoke")(self._revoke)
@@ -126,10 +179,11 @@ class SandboxOAuth:
                 return _error("invalid_grant")
             return json_response(self._issue())
         if grant == "refresh_token":
-            old = form.get("refresh_token", "")
+            old = _digest(form.get("refresh_token", ""))
             with self._lock:
                 known = old in self._refresh
                 self._refresh.discard(old)  # rotation: the old one dies now
+                self._save()
             if not known:
                 return _error("invalid_grant")
             return json_response(self._issue())
@@ -139,10 +193,11 @@ class SandboxOAuth:
         form = ctx.request.form
         if not self._client_ok(ctx, form.get("client_id", ""), form.get("client_secret", "")):
             return _error("invalid_client", status=401)
-        token = form.get("token", "")
+        token = _digest(form.get("token", ""))
         with self._lock:
             self._refresh.discard(token)
             self._access.pop(token, None)
+            self._save()
         return Response(status=200)
 
     # ------------------------------------------------------------ internals
@@ -155,8 +210,9 @@ class SandboxOAuth:
     def _issue(self) -> dict[str, object]:
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(48)
         with self._lock:
-            self._access[access] = self._clock() + ACCESS_TTL_S
-            self._refresh.add(refresh)
+            self._access[_digest(access)] = self._clock() + ACCESS_TTL_S
+            self._refresh.add(_digest(refresh))
+            self._save()
         return {
             "access_token": access,
             "token_type": "Bearer",

@@ -100,7 +100,7 @@ class SandboxReports:
         self._token_valid = token_valid
 
     def router(self) -> Router:
-        router = Router("sandbox")
+        router = Router("sandbox", peer=True)
         router.route("GET", "/sandbox/api/accounts")(self._accounts)
         router.route("GET", "/sandbox/api/report", query=ReportQuery)(self._report)
         return router

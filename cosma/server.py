@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from cosma import sandbox_platform
@@ -71,6 +72,10 @@ def local_router() -> Router:
         document = openapi.document(routers, server_url=ctx.settings.public_url)
         return json_response(with_platforms(document, ctx.runtime.platforms.names))
 
+    # The API reference page over that document (Swagger UI, assets installed locally).
+    from cosma import reference
+
+    router.add(reference.router())
     return router
 
 
@@ -122,3 +127,17 @@ class LocalServer:
         request = Request(environ)
         response = self.router_for(request.path).handle(request, self.runtime)
         return response(environ, start_response)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Names no framework or version in the `Server` header (werkzeug's says
+    `Werkzeug/<version> Python/<version>`): a scanner learns nothing to match."""
+
+    def version_string(self) -> str:
+        return "cosma"
+
+
+def make_local_server(host: str, port: int, app: Any, fd: int | None = None) -> BaseWSGIServer:
+    """The threaded local HTTP server every local entry point uses; `fd` is a socket
+    already listening (so the caller, not werkzeug, answers a port in use)."""
+    return make_server(host, port, app, threaded=True, request_handler=_QuietHandler, fd=fd)

@@ -79,9 +79,25 @@ def _pytest(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+class CannotCollect(Exception):
+    """pytest could not list the tests: the ids cannot be checked at all."""
+
+
 def collected(files: list[str]) -> set[str]:
     out = _pytest("--collect-only", "-q", *files)
-    return {line.strip() for line in out.stdout.splitlines() if "::" in line}
+    found = {line.strip() for line in out.stdout.splitlines() if "::" in line}
+    # 0: collected; 1: some tests failed to import (the others are listed). Anything
+    # else (pytest missing, a broken conftest) lists nothing, and every id would
+    # read as "no such test": say why instead.
+    if out.returncode not in (0, 1) or (not found and files):
+        reason = (out.stderr.strip() or out.stdout.strip()).splitlines()
+        raise CannotCollect(
+            f"{sys.executable} -m pytest could not collect the tests"
+            f" ({reason[-1] if reason else f'exit status {out.returncode}'}). Run this"
+            " script with the project's environment: `.venv/bin/python"
+            " scripts/check_security_doc.py` (`make test` creates it)."
+        )
+    return found
 
 
 def exists(node_id: str, found: set[str]) -> bool:
@@ -136,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc", type=Path, default=DOC)
     args = parser.parse_args(argv)
     text = args.doc.read_text()
-    problems = check(text, strict=args.strict, run_tests=args.run)
+    try:
+        problems = check(text, strict=args.strict, run_tests=args.run)
+    except CannotCollect as exc:
+        print(f"security doc: {exc}", file=sys.stderr)
+        return 2
     rows = parse(text)
     todo = [r.promise for r in rows if r.todo]
     for problem in problems:

@@ -5,9 +5,10 @@ source archive, with local packages inside it. For each function this writes
 ``<out>/<name>.zip`` holding:
 
 - ``main.py`` from ``functions/<name>/``;
-- ``requirements.txt`` from ``functions/<name>/requirements.txt`` when that
-  file exists, otherwise the runtime dependencies of ``pyproject.toml``
-  (``[project].dependencies``), one per line;
+- ``requirements.txt``: ``requirements-deploy.lock``, the runtime part of the
+  lock ``make test`` installs from (exact versions, every file's hash, so Cloud
+  Build's pip installs in hash-checking mode exactly what the tests ran); a lock
+  older than ``pyproject.toml``'s dependencies is refused (see scripts/lock.py);
 - a copy of the ``shared/`` package (without ``__pycache__`` or bytecode).
 
 The archive is a pure function of those input bytes: entries are sorted,
@@ -24,9 +25,10 @@ import argparse
 import hashlib
 import os
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
+
+import lock
 
 FUNCTIONS = ("auth", "oauth", "datasets", "query", "sync")
 
@@ -41,16 +43,16 @@ class PackageError(Exception):
 
 
 def runtime_requirements(root: Path) -> bytes:
-    """The ``[project].dependencies`` of ``root/pyproject.toml`` as a requirements file."""
-    pyproject = root / "pyproject.toml"
-    if not pyproject.is_file():
-        raise PackageError(f"{pyproject} not found and no per-function requirements.txt")
-    with pyproject.open("rb") as f:
-        data = tomllib.load(f)
-    deps = data.get("project", {}).get("dependencies", [])
-    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
-        raise PackageError(f"{pyproject}: [project].dependencies must be a list of strings")
-    return "".join(f"{dep.strip()}\n" for dep in deps).encode()
+    """``root/requirements-deploy.lock``, refused when older than ``pyproject.toml``."""
+    if not (root / "pyproject.toml").is_file():
+        raise PackageError(f"{root / 'pyproject.toml'} not found")
+    try:
+        text = lock.read_current(root, lock.DEPLOY_LOCK)
+    except lock.LockError as exc:
+        raise PackageError(str(exc)) from exc
+    if not lock.pins(text):
+        raise PackageError(f"{root / lock.DEPLOY_LOCK} pins nothing")
+    return text.encode()
 
 
 def archive_entries(root: Path, name: str) -> dict[str, bytes]:
@@ -59,12 +61,11 @@ def archive_entries(root: Path, name: str) -> dict[str, bytes]:
     main = fn_dir / "main.py"
     if not main.is_file():
         raise PackageError(f"{main} not found")
-    entries = {"main.py": main.read_bytes()}
-
-    requirements = fn_dir / "requirements.txt"
-    entries["requirements.txt"] = (
-        requirements.read_bytes() if requirements.is_file() else runtime_requirements(root)
-    )
+    if (fn_dir / "requirements.txt").exists():
+        # One lock for every function: a requirements file of its own would deploy
+        # what no test ran.
+        raise PackageError(f"{fn_dir / 'requirements.txt'}: the lock is the only source")
+    entries = {"main.py": main.read_bytes(), "requirements.txt": runtime_requirements(root)}
 
     shared = root / "shared"
     if not (shared / "__init__.py").is_file():

@@ -1,20 +1,37 @@
 #!/usr/bin/env bash
 # Offline checks of the Terraform in terraform/:
-#   1. `terraform fmt -check` (when terraform is on PATH);
-#   2. checkov, from its own virtual environment (.cosma/checkov-venv, created
-#      on first use), offline: no policy download, no Bridgecrew mapping;
+#   1. `terraform fmt -check`, with the `terraform` CLI on PATH (not installed by
+#      the project: without it this check is SKIPPED, said loudly, and fails when
+#      TERRAFORM_REQUIRED=1);
+#   2. checkov, from its own virtual environment (.tools/checkov-venv, created on
+#      first use from PyPI, about 300 MB; tool environments live in .tools/, apart
+#      from the local server's state in .cosma/), offline: no policy download, no
+#      Bridgecrew mapping;
 #   3. docs/deploy.md's service-account table is what scripts/iam_table.py
-#      generates from the Terraform today.
+#      generates from the Terraform today, and terraform/README.md's settings
+#      table what scripts/settings_table.py generates from Settings and the Terraform.
+# Needs python3 (3.11) with venv and PyPI within reach on first use, and make's
+# .venv (python-hcl2 and the project) for step 3.
 # Exits non-zero if any of them fails. The invariants themselves are pytest
 # tests in tests/terraform/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 CHECKOV_SPEC="${CHECKOV_SPEC:-checkov==3.3.30}"
-CHECKOV_VENV=".cosma/checkov-venv"
+CHECKOV_VENV=".tools/checkov-venv"
 status=0
+skipped=()
 
 step() { printf '\n== %s\n' "$*"; }
+skip() {
+    skipped+=("$1")
+    printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n' >&2
+    printf '!! SKIPPED: %s\n!! %s\n' "$1" "$2" >&2
+    printf '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n' >&2
+    if [ "${TERRAFORM_REQUIRED:-0}" = 1 ]; then
+        status=1
+    fi
+}
 
 step "terraform fmt"
 if command -v terraform >/dev/null 2>&1; then
@@ -26,7 +43,7 @@ if command -v terraform >/dev/null 2>&1; then
         echo "ok"
     fi
 else
-    echo "skipped: terraform is not on PATH"
+    skip "terraform fmt" "terraform is not on PATH; install the Terraform CLI (1.x) to run it"
 fi
 
 step "checkov ($CHECKOV_SPEC)"
@@ -70,7 +87,7 @@ else
     echo "checkov rendered all $functions functions"
 fi
 
-step "service-account table in docs/deploy.md"
+step "generated tables: docs/deploy.md (service accounts), terraform/README.md (settings)"
 if [ -n "${PYTHON:-}" ]; then
     py="$PYTHON"
 elif [ -x .venv/bin/python ]; then
@@ -81,8 +98,13 @@ fi
 if ! "$py" -c "import hcl2" 2>/dev/null; then
     echo "$py has no python-hcl2; install the dev dependencies (make's .venv has them)" >&2
     status=1
-elif ! "$py" scripts/iam_table.py --check; then
-    status=1
+else
+    "$py" scripts/iam_table.py --check || status=1
+    "$py" scripts/settings_table.py --check || status=1
 fi
 
+if [ "${#skipped[@]}" -gt 0 ]; then
+    printf '\nterraform-check: %s SKIPPED (see above); everything else ' "${skipped[*]}" >&2
+    [ "$status" = 0 ] && echo "passed" >&2 || echo "ran, with failures" >&2
+fi
 exit "$status"

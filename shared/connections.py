@@ -10,7 +10,8 @@
                 one transaction stores the connection, its sealed refresh token,
                 the dataset and the audit record
     disconnect  revoke at the provider (bounded), then one transaction deletes the
-                ciphertext, marks the connection revoked and audits the outcome
+                ciphertext, marks the connection disconnected with what the
+                provider said (`shared.revocation`) and audits it
     list        the client's connections, never token material
 
 Invariants:
@@ -47,6 +48,7 @@ from shared.errors import AccessDenied, ProviderError
 from shared.platforms import oauth, registry
 from shared.platforms.base import TokenSet
 from shared.policy import Client, access_client
+from shared.revocation import Disconnected, Revocation, revoke_stored, revoke_tokens
 from shared.tenancy import TenantTransaction, tenant
 
 if TYPE_CHECKING:
@@ -61,7 +63,8 @@ CALLBACK_PATH = "/oauth/callback"
 # What a connection shows to the people who see its client: never token material.
 _LIST = (
     "select id::text, client_id::text, platform, status, scopes, scopes_flagged, account_ids,"
-    " created_at, updated_at, last_synced_at, health"
+    " created_at, updated_at, last_synced_at, health, revocation, revocation_reason,"
+    " disconnected_at"
     " from connections where client_id = %s order by created_at"
 )
 _LIST_NAMES = (
@@ -76,6 +79,9 @@ _LIST_NAMES = (
     "updated_at",
     "last_synced_at",
     "health",
+    "revocation",
+    "revocation_reason",
+    "disconnected_at",
 )
 
 
@@ -104,15 +110,6 @@ class Connected:
             "scopes_flagged": self.scopes_flagged,
             "dataset": self.dataset,
         }
-
-
-@dataclass(frozen=True)
-class Disconnected:
-    connection_id: str
-    revoke: str
-
-    def public(self) -> dict[str, Any]:
-        return {"id": self.connection_id, "status": "revoked", "revoke": self.revoke}
 
 
 def redirect_uri(runtime: Runtime) -> str:
@@ -319,23 +316,6 @@ def _provision(
     return "ready"
 
 
-def revoke_quietly(runtime: Runtime, platform: registry.Platform, tokens: TokenSet) -> str:
-    """Give back a grant we will not keep (best effort, bounded)."""
-    settings = runtime.settings
-    try:
-        secret = runtime.secrets.get(registry.client_secret_name(platform.name))
-    except errors.CosmaError:
-        return "failed:unavailable"
-    return oauth.revoke(
-        platform,
-        tokens.refresh_token or tokens.access_token,
-        client_id=runtime.platforms.client_id(platform.name),
-        client_secret=secret,
-        external_user_id=tokens.external_user_id,
-        timeout=settings.oauth_revoke_timeout_s,
-    )
-
-
 def callback(
     runtime: Runtime, principal: Principal, audit: RequestAudit, code: str, state: str, error: str
 ) -> Connected:
@@ -351,7 +331,7 @@ def callback(
     try:
         flagged = check_scopes(runtime, platform, tokens.scopes)
     except AccessDenied:
-        revoke_quietly(runtime, platform, tokens)
+        revoke_tokens(runtime, platform, tokens)
         raise
     with tenant(runtime.db, principal) as tx:
         return store(runtime, tx, principal, audit, consumed, platform, tokens, flagged)
@@ -377,53 +357,34 @@ def disconnect(
             raise errors.NotFound("No such connection.")
         client_id, name, ciphertext, external_user_id = row
         client = access_client(tx, principal, "disconnect", client_id)
-    outcome = "none:no_token"
-    if ciphertext is not None:
-        outcome = _revoke_stored(
-            runtime, principal, canonical, name, bytes(ciphertext), external_user_id
+    if ciphertext is None:  # no token was stored: nothing at the provider to give back
+        revocation = Revocation(False, "no_token")
+    else:
+        revocation = revoke_stored(
+            runtime,
+            org_id=principal.org_id,
+            connection_id=canonical,
+            platform_name=name,
+            ciphertext=bytes(ciphertext),
+            external_user_id=external_user_id,
         )
     with tenant(runtime.db, principal) as tx:
         access_client(tx, principal, "disconnect", client.id)
-        tx.execute(
-            "update connections set token_ciphertext = null, key_version = null,"
-            " status = 'revoked', updated_at = now() where id = %s",
-            (canonical,),
-        )
-        audit.record(tx, resource=f"/connections/{canonical}", detail=f"revoke={outcome}")
-    return Disconnected(canonical, outcome)
+        tx.execute(_DISCONNECT + " where id = %s", (*_disconnect_values(revocation), canonical))
+        audit.record(tx, resource=f"/connections/{canonical}", detail=revocation.detail())
+    return Disconnected(canonical, name, revocation)
 
 
-def _revoke_stored(
-    runtime: Runtime,
-    principal: Principal,
-    connection_id: str,
-    name: str,
-    ciphertext: bytes,
-    external_user_id: str | None,
-) -> str:
-    from shared.errors import InvalidToken
+# Delete the token now; record what the provider said about the grant.
+_DISCONNECT = (
+    "update connections set token_ciphertext = null, key_version = null,"
+    " status = 'disconnected', revocation = %s, revocation_reason = %s,"
+    " disconnected_at = now(), updated_at = now()"
+)
 
-    settings = runtime.settings
-    try:
-        platform = runtime.platforms.platform(name)
-        token = runtime.cipher.decrypt(
-            ciphertext, connection_id=connection_id, org_id=principal.org_id
-        )
-        secret = runtime.secrets.get(registry.client_secret_name(name))
-        oauth_client_id = runtime.platforms.client_id(name)
-    except InvalidToken:
-        return "failed:credential_unreadable"
-    except errors.CosmaError as exc:
-        # A platform no longer configured must not keep a token alive here.
-        return f"failed:{exc.slug.replace('-', '_')}"
-    return oauth.revoke(
-        platform,
-        token,
-        client_id=oauth_client_id,
-        client_secret=secret,
-        external_user_id=external_user_id,
-        timeout=settings.oauth_revoke_timeout_s,
-    )
+
+def _disconnect_values(revocation: Revocation) -> tuple[str, str | None]:
+    return revocation.status, revocation.reason or None
 
 
 # ---------------------------------------------------------------- list

@@ -98,6 +98,36 @@ def access_client(
     return Client(canonical, row[0], row[1])
 
 
+@dataclass(frozen=True)
+class Connection:
+    """A connection the caller was allowed to act on, with its checked client."""
+
+    id: str
+    client: Client
+    platform: str
+    status: str
+
+
+def access_connection(
+    tx: TenantTransaction, principal: Principal, action: Action, connection_id: str
+) -> Connection:
+    """The connection and its client, resolved under RLS, after `require(...)` on
+    the client. Missing, malformed and not-yours are the same NotFound."""
+    canonical = _canonical(connection_id)
+    row = (
+        tx.execute(
+            "select client_id::text, platform, status from connections where id = %s",
+            (canonical,),
+        ).fetchone()
+        if canonical
+        else None
+    )
+    if row is None:
+        raise errors.NotFound("No such connection.")
+    client = access_client(tx, principal, action, row[0])
+    return Connection(canonical, client, row[1], row[2])
+
+
 def require_found(principal: Principal, action: Action, client_id: str, org_id: str | None) -> None:
     """`access_client` for a caller that read the client's organization itself,
     under RLS, in a query of its own (`org_id` None: no such row visible)."""

@@ -12,10 +12,12 @@ with its work.
   is a Conflict (data never moves silently). Admins provision ("manage"); the
   OAuth callback provisions for editors through `ensure_dataset`, inside its
   own transaction, once it has checked "connect" on the client.
-- `erase_client` drops every dataset of the client (with their contents),
-  deletes its connections' token ciphertext, deletes the client row (which
-  cascades to connections, datasets, OAuth states and sync runs) and writes
-  the audit record; audit rows are never deleted.
+- `erase_client` revokes every grant of the client at its provider (as
+  disconnect does, saying truthfully which were revoked), drops every dataset
+  of the client (with their contents), deletes its connections' token
+  ciphertext, deletes the client row (which cascades to connections, datasets,
+  OAuth states and sync runs) and writes the audit record; audit rows are
+  never deleted.
 - `export_client` writes the client's rows as Parquet files under the export
   folder (a GCS bucket in the cloud would take this place; it is local here).
 """
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared import errors
 from shared.policy import Client, access_client
+from shared.revocation import Disconnected, Revocation, revoke_stored
 from shared.tenancy import TenantTransaction, tenant
 from shared.warehouse.ids import (
     dataset_id_for,
@@ -162,29 +165,54 @@ def drop(
 class Erasure:
     client_id: str
     datasets_dropped: int
-    connections_revoked: int
+    # Every connection of the client, with what its provider said of the grant.
+    disconnected: tuple[Disconnected, ...]
 
     def public(self) -> dict[str, Any]:
+        revoked = sum(1 for d in self.disconnected if d.revocation.revoked)
         return {
             "client_id": self.client_id,
             "datasets_dropped": self.datasets_dropped,
-            "connections_revoked": self.connections_revoked,
+            "connections_disconnected": len(self.disconnected),
+            "grants_revoked": revoked,
+            "grants_not_revoked": len(self.disconnected) - revoked,
+            "connections": [d.public() for d in self.disconnected],
         }
+
+
+_HELD = (
+    "select id::text, platform, token_ciphertext, external_account_id"
+    " from connections where client_id = %s order by created_at"
+)
 
 
 def erase_client(
     runtime: Runtime, principal: Principal, audit: RequestAudit, client_id: str
 ) -> Erasure:
-    """Everything of the client goes except its audit trail; see the module docstring."""
+    """Everything of the client goes except its audit trail; see the module docstring.
+
+    Grants are revoked at their providers before the erasure transaction, with
+    no transaction open while the providers answer; a connection made in
+    between is revoked inside it. A failure after revocation leaves the client
+    in place with its tokens deleted or not, and a retry converges (a grant
+    already dead is reported as revoked).
+    """
     with tenant(runtime.db, principal) as tx:
         client = access_client(tx, principal, "manage", client_id)
+        held = tx.execute(_HELD, (client.id,)).fetchall()
+    done = {row[0]: _revoke_held(runtime, principal, row) for row in held}
+    with tenant(runtime.db, principal) as tx:
+        client = access_client(tx, principal, "manage", client.id)
+        for row in tx.execute(_HELD, (client.id,)).fetchall():
+            if row[0] not in done:  # connected while we were revoking
+                done[row[0]] = _revoke_held(runtime, principal, row)
         # Tokens first: even if a later step fails and is retried, no query in between
         # could still use them (the whole transaction commits or nothing does).
-        revoked = tx.execute(
+        tx.execute(
             "update connections set token_ciphertext = null, key_version = null,"
-            " status = 'revoked', updated_at = now() where client_id = %s",
+            " status = 'disconnected', updated_at = now() where client_id = %s",
             (client.id,),
-        ).rowcount
+        )
         dataset_ids = [
             r[0]
             for r in tx.execute(
@@ -199,12 +227,37 @@ def erase_client(
         deleted = tx.execute("delete from clients where id = %s", (client.id,)).rowcount
         if deleted != 1:
             raise errors.NotFound("No such client.")
+        disconnected = tuple(done.values())
+        not_revoked = [
+            f"{d.connection_id}:{d.revocation.reason}"
+            for d in disconnected
+            if not d.revocation.revoked
+        ]
         audit.record(
             tx,
             resource=f"/clients/{client.id}",
-            detail=f"erased: datasets={len(dataset_ids)} connections={revoked}",
+            detail=(
+                f"erased: datasets={len(dataset_ids)} connections={len(disconnected)}"
+                f" revoked={len(disconnected) - len(not_revoked)}"
+                + (f" not_revoked={','.join(not_revoked)}" if not_revoked else "")
+            ),
         )
-    return Erasure(client.id, len(dataset_ids), revoked)
+    return Erasure(client.id, len(dataset_ids), disconnected)
+
+
+def _revoke_held(runtime: Runtime, principal: Principal, row: Any) -> Disconnected:
+    connection_id, platform, ciphertext, external_user_id = row
+    if ciphertext is None:
+        return Disconnected(connection_id, platform, Revocation(False, "no_token"))
+    revocation = revoke_stored(
+        runtime,
+        org_id=principal.org_id,
+        connection_id=connection_id,
+        platform_name=platform,
+        ciphertext=bytes(ciphertext),
+        external_user_id=external_user_id,
+    )
+    return Disconnected(connection_id, platform, revocation)
 
 
 def export_dir(runtime: Runtime) -> Path:

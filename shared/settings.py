@@ -73,6 +73,9 @@ class Settings:
     sync_interval_s: int = 24 * 3600
     sync_first_days: int = 90
     sync_api_timeout_s: float = 30.0
+    # "Sync now" (`POST /connections/{id}/sync`): at most once per connection in
+    # this many seconds, so members cannot hammer a platform through us.
+    sync_now_cooldown_s: int = 900
     # Observability.
     sentry_dsn: str = ""
     # Or the name of the secret holding the DSN (the secrets port reads it).
@@ -147,6 +150,7 @@ class Settings:
             "sync_interval_s": int(get("COSMA_SYNC_INTERVAL_S", str(24 * 3600))),
             "sync_first_days": int(get("COSMA_SYNC_FIRST_DAYS", "90")),
             "sync_api_timeout_s": float(get("COSMA_SYNC_API_TIMEOUT_S", "30")),
+            "sync_now_cooldown_s": int(get("COSMA_SYNC_NOW_COOLDOWN_S", "900")),
             "sentry_dsn": get("SENTRY_DSN"),
             "sentry_dsn_secret": get("SENTRY_DSN_SECRET"),
             "release": get("COSMA_RELEASE"),

@@ -4,6 +4,8 @@
     GET    /oauth/callback?code=&state=   the provider's redirect; 302 to the app
     DELETE /connections/{id}         revoke at the provider, delete the token  editor/admin
     GET    /connections?client_id=   the client's connections (no token material)
+    GET    /connections/{id}/runs    the connection's sync runs, newest first, paginated
+    POST   /connections/{id}/sync    make it due now (editor/admin; rate limited)
 
 Handlers parse, make one call into `shared.connections` and respond.
 """
@@ -19,6 +21,7 @@ from werkzeug.wrappers import Request, Response
 
 from shared import connections, errors
 from shared.http import Context, Router, json_response, redirect
+from shared.sync import history
 
 router = Router("oauth")
 
@@ -58,6 +61,13 @@ class CallbackQuery(BaseModel):
 class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
     client_id: uuid.UUID
+
+
+class RunsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+    # The last run id of the previous page (`next_before` of its answer).
+    before: uuid.UUID | None = None
+    limit: int = Field(default=50, ge=1, le=200)
 
 
 @router.route("POST", "/oauth/{platform}/start", action="oauth.start", body=StartRequest)
@@ -128,6 +138,31 @@ def list_connections(ctx: Context) -> Response:
     query = ctx.query(ListQuery)
     rows = connections.list_connections(ctx.runtime, principal, ctx.audit, str(query.client_id))
     return json_response({"connections": rows})
+
+
+@router.route(
+    "GET", "/connections/{connection_id}/runs", action="connections.runs", query=RunsQuery
+)
+def connection_runs(ctx: Context, connection_id: str) -> Response:
+    """The connection's sync runs, newest first: window, rows, outcome, error class."""
+    principal = ctx.principal()
+    query = ctx.query(RunsQuery)
+    page = history.list_runs(
+        ctx.runtime,
+        principal,
+        ctx.audit,
+        connection_id,
+        before=str(query.before) if query.before else None,
+        limit=query.limit,
+    )
+    return json_response(page.public())
+
+
+@router.route("POST", "/connections/{connection_id}/sync", action="connections.sync_now")
+def sync_now(ctx: Context, connection_id: str) -> Response:
+    """Make the connection due now; the next sync takes it (rate limited per connection)."""
+    requested = history.request_sync(ctx.runtime, ctx.principal(), ctx.audit, connection_id)
+    return json_response(requested.public(), status=202)
 
 
 @functions_framework.http

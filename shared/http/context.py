@@ -107,6 +107,7 @@ class Context:
         body = self.request.get_data(cache=True)
         if not body:
             raise errors.BadRequest("A JSON body is required.")
+        edge.check_json_depth(body)
         try:
             return json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:

@@ -40,6 +40,38 @@ def client_ip(request: Request, trusted_entries: int = 0) -> str:
     return request.remote_addr or ""
 
 
+# How deep a JSON body may nest. Our models nest three levels at most; the
+# parsers recurse once per level, so a body of 30,000 `[` must be refused
+# before any of them runs.
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def check_json_depth(body: bytes, limit: int = MAX_JSON_DEPTH) -> None:
+    """400 for a body that nests deeper than `limit`, without recursing."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return  # cannot nest deeper than it has brackets: the common case, at once
+    depth = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub(b"", body)):
+        if bracket in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                raise errors.BadRequest(f"The body nests deeper than {limit} levels.")
+        else:
+            depth -= 1
+
+
+def check_json_content_type(request: Request) -> None:
+    """415 unless the body is declared JSON: a cross-site form (text/plain, form
+    or multipart encoded, or with no type at all) never reaches a JSON route."""
+    mimetype = request.mimetype
+    if mimetype != "application/json" and not (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    ):
+        raise errors.UnsupportedMediaType("The body must be sent as application/json.")
+
+
 def check_body_size(request: Request, limit: int) -> None:
     """413 before anything reads a body larger than `limit`."""
     length = request.content_length

@@ -5,7 +5,9 @@
 2. CORS: preflight answered here; only allow-listed origins get CORS headers;
 3. the body size limit (413) before anything reads the body;
 4. routing (404, 405), then admission (Sentry on first use, the rate limit of
-   unauthenticated traffic), then the handler with a `Context`;
+   unauthenticated traffic, 415 for a JSON route sent anything but JSON; a
+   peer router, which plays an outside system locally, is not admitted), then
+   the handler with a `Context`;
 5. errors from the `shared.errors` tree rendered as problem+json in one place
    (or by the route's own `on_error`, as the OAuth callback redirects);
    anything else logged with its trace and answered with a plain 500;
@@ -80,7 +82,8 @@ def _dispatch(router: Router, request: Request, runtime: Runtime, request_id: st
         edge.check_body_size(request, runtime.settings.max_body_bytes)
         route, params = router.match(request.method, request.path)
         ctx = Context(request, runtime, request_id, route)
-        _admit(ctx)
+        if not route.peer:
+            _admit(ctx)
         admitted = True
         response = route.handler(ctx, **params)
     except errors.CosmaError as exc:
@@ -109,11 +112,14 @@ def _dispatch(router: Router, request: Request, runtime: Runtime, request_id: st
 
 
 def _admit(ctx: Context) -> None:
-    """After routing, before the handler: Sentry on first use, and the rate limit of
-    traffic without an Authorization header (the rest is counted once authenticated)."""
+    """After routing, before the handler: Sentry on first use, the rate limit of
+    traffic without an Authorization header (the rest is counted once
+    authenticated), and a JSON route's content type (415 before any body is read)."""
     runtime = ctx.runtime
     runtime.sentry_enabled  # noqa: B018 (initialises once)
     runtime.rate_limiter.admit(ctx.request.path, ctx.client_ip, ctx.authorization())
+    if ctx.route.body is not None:
+        edge.check_json_content_type(ctx.request)
 
 
 def _render_failure(

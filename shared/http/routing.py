@@ -49,6 +49,8 @@ class Route:
     # OAuth callback's single-use state bound to the user who started the flow).
     session_cookie: bool = False
     on_error: ErrorRenderer | None = None
+    # Declared by a peer router (see `Router`): no API admission.
+    peer: bool = False
     regex: re.Pattern[str] = field(init=False)
     names: tuple[str, ...] = field(init=False)
 
@@ -63,10 +65,18 @@ class Route:
 
 
 class Router:
-    """Routes of one function; `handle` runs the request life cycle around them."""
+    """Routes of one function; `handle` runs the request life cycle around them.
 
-    def __init__(self, function: str) -> None:
+    A `peer` router plays an outside system on the local server (the local
+    issuer's JWKS, the sandbox platform): its callers are our own adapters, not
+    API clients, so it is not admitted through the API's rate limits, and it
+    speaks its own protocol's content types (OAuth token requests are forms).
+    Its routes keep that when added to another router.
+    """
+
+    def __init__(self, function: str, *, peer: bool = False) -> None:
         self.function = function
+        self.peer = peer
         self.routes: list[Route] = []
 
     def route(
@@ -94,6 +104,7 @@ class Router:
                     doc,
                     session_cookie,
                     on_error,
+                    self.peer,
                 )
             )
             return handler

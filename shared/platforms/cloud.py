@@ -45,6 +45,7 @@ def cloud_entries() -> dict[str, Platform]:
     return {
         "google_ads": Platform(
             name="google_ads",
+            manual_revoke_url="https://myaccount.google.com/connections",
             api_version=versions.GOOGLE_ADS,
             connector=_REPORTS + "google_ads:GoogleAdsConnector",
             authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
@@ -69,6 +70,7 @@ def cloud_entries() -> dict[str, Platform]:
         ),
         "meta": Platform(
             name="meta",
+            manual_revoke_url="https://www.facebook.com/settings/?tab=business_tools",
             api_version=versions.META,
             connector=_REPORTS + "meta:MetaConnector",
             authorize_url=f"https://www.facebook.com/{META_GRAPH_VERSION}/dialog/oauth",
@@ -94,6 +96,7 @@ def cloud_entries() -> dict[str, Platform]:
         ),
         "linkedin": Platform(
             name="linkedin",
+            manual_revoke_url="https://www.linkedin.com/psettings/permitted-services",
             api_version=versions.LINKEDIN,
             connector=_REPORTS + "linkedin:LinkedInConnector",
             authorize_url="https://www.linkedin.com/oauth/v2/authorization",
@@ -114,6 +117,7 @@ def cloud_entries() -> dict[str, Platform]:
         ),
         "tiktok": Platform(
             name="tiktok",
+            manual_revoke_url="https://business.tiktok.com",
             api_version=versions.TIKTOK,
             connector=_REPORTS + "tiktok:TikTokConnector",
             authorize_url="https://business-api.tiktok.com/portal/auth",
@@ -137,6 +141,7 @@ def cloud_entries() -> dict[str, Platform]:
         ),
         "microsoft": Platform(
             name="microsoft",
+            manual_revoke_url="https://account.live.com/consent/Manage",
             api_version=versions.MICROSOFT,
             connector=_REPORTS + "microsoft:MicrosoftConnector",
             authorize_url=f"{microsoft}/authorize",

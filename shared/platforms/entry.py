@@ -46,6 +46,9 @@ class Platform:
     # Extra authorize parameters (Google: offline access and a fresh consent,
     # without which a second connect returns no refresh token).
     authorize_params: tuple[tuple[str, str], ...] = ()
+    # Where the person who granted access removes the app by hand, for when
+    # revocation at the provider failed or the platform offers none.
+    manual_revoke_url: str = ""
     # A public client (PKCE alone proves the caller): an unconfigured client
     # secret is sent empty instead of failing the refresh.
     public_client: bool = False

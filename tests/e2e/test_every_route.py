@@ -52,6 +52,10 @@ CASES = [
     Case("GET", "/oauth/callback", lambda o, c: ("/oauth/callback?code=abc&state=forged", None)),
     Case("DELETE", "/connections/{connection_id}", lambda o, c: (f"/connections/{c}", None)),
     Case("GET", "/connections", lambda o, c: (f"/connections?client_id={o.clients[0]}", None)),
+    Case("GET", "/connections/{connection_id}/runs", lambda o, c: (f"/connections/{c}/runs", None)),
+    Case(
+        "POST", "/connections/{connection_id}/sync", lambda o, c: (f"/connections/{c}/sync", None)
+    ),
     Case(
         "POST",
         "/datasets",

@@ -116,7 +116,7 @@ def test_400_malformed_json(http: Client) -> None:
 
 
 def test_400_empty_body(http: Client) -> None:
-    assert_problem(http.post("/items", data=b""), 400)
+    assert_problem(http.post("/items", data=b"", content_type="application/json"), 400)
 
 
 def test_401_fixed_message(http: Client) -> None:

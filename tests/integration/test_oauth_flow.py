@@ -386,12 +386,21 @@ def test_disconnect_revokes_deletes_and_audits_and_repeating_is_harmless(
     provider = env.providers["linkedin"]
     refresh_token = provider.issued_refresh[-1]
     response = disconnect(env, tokens, org, "editor", conn_id)
-    assert response.status_code == 200 and response.json["revoke"] == "revoked"
+    assert response.status_code == 200
+    assert response.json["status"] == "disconnected" and response.json["token_deleted"] is True
+    assert response.json["revocation"] == {"revoked": True, "reason": None}
     assert refresh_token in provider.revoked
     [row] = connections_of(env, org)
-    assert (row[2], row[5], row[6]) == ("revoked", None, None)
+    assert (row[2], row[5], row[6]) == ("disconnected", None, None)
+    [(recorded,)] = sql(env, "select revocation from connections where id = %s", (conn_id,))
+    assert recorded == "revoked"
     again = disconnect(env, tokens, org, "editor", conn_id)
-    assert again.status_code == 200 and again.json["revoke"] == "none:no_token"
+    assert again.status_code == 200
+    assert again.json["revocation"] == {
+        "revoked": False,
+        "reason": "no_token",
+        "remove_access_at": None,
+    }
     details = [
         d
         for (d,) in sql(
@@ -401,7 +410,7 @@ def test_disconnect_revokes_deletes_and_audits_and_repeating_is_harmless(
             (org.id,),
         )
     ]
-    assert details == ["revoke=revoked", "revoke=none:no_token"]
+    assert details == ["revocation=revoked", "revocation=not_revoked reason=no_token"]
     assert plaintext_anywhere(env, refresh_token) == 0
 
 
@@ -416,15 +425,23 @@ def test_revoke_while_the_provider_is_down_still_deletes_the_token(
     env.providers[platform].revoke_mode = mode
     response = disconnect(env, tokens, org, "editor", conn_id)
     assert response.status_code == 200
-    assert response.json["revoke"] == "failed:provider_unavailable"
+    # Never "revoked" for a grant that still works: the answer says so, and where
+    # the user can remove the app by hand.
+    revocation = response.json["revocation"]
+    assert revocation["revoked"] is False and revocation["reason"] == "provider_unavailable"
+    assert revocation["remove_access_at"].startswith("https://")
     [row] = connections_of(env, org)
-    assert (row[2], row[5]) == ("revoked", None)
+    assert (row[2], row[5]) == ("disconnected", None)
+    [(recorded, reason)] = sql(
+        env, "select revocation, revocation_reason from connections where id = %s", (conn_id,)
+    )
+    assert (recorded, reason) == ("not_revoked", "provider_unavailable")
     [(detail,)] = sql(
         env,
         "select detail from audit_log where org_id = %s and action = 'oauth.disconnect'",
         (org.id,),
     )
-    assert detail == "revoke=failed:provider_unavailable"
+    assert detail == "revocation=not_revoked reason=provider_unavailable"
 
 
 def test_microsoft_has_no_revocation_endpoint(
@@ -433,7 +450,11 @@ def test_microsoft_has_no_revocation_endpoint(
     org = seeder.org()
     conn_id = connect(env, tokens, org, "microsoft")
     response = disconnect(env, tokens, org, "admin", conn_id)
-    assert response.json["revoke"] == "not_supported"
+    assert response.json["revocation"] == {
+        "revoked": False,
+        "reason": "not_supported",
+        "remove_access_at": "https://account.live.com/consent/Manage",
+    }
     assert connections_of(env, org)[0][5] is None
 
 

@@ -94,7 +94,56 @@ def test_the_sandbox_flow_works_without_internet(
         )
 
     gone = requests.delete(f"{base}/connections/{conn_id}", headers=auth, timeout=10)
-    assert gone.status_code == 200 and gone.json()["revoke"] == "revoked"
+    assert gone.status_code == 200 and gone.json()["revocation"]["revoked"] is True
+
+
+def _connect(base: str, auth: dict[str, str], client_id: str) -> None:
+    started = requests.post(
+        f"{base}/oauth/sandbox/start",
+        json={"client_id": client_id, "all_accounts": True},
+        headers=auth,
+        timeout=5,
+    )
+    approved = requests.get(started.json()["authorization_url"], allow_redirects=False, timeout=5)
+    done = requests.get(
+        approved.headers["Location"], headers=auth, allow_redirects=False, timeout=10
+    )
+    assert done.status_code == 302 and "status=connected" in done.headers["Location"]
+
+
+def _stored_tokens(runtime: Runtime, pg: localdb.LocalDatabase, client_id: str) -> list[str]:
+    with psycopg.connect(pg.admin_url) as conn:
+        rows = conn.execute(
+            "select id::text, org_id, token_ciphertext from connections where client_id = %s",
+            (client_id,),
+        ).fetchall()
+    return [
+        runtime.cipher.decrypt(bytes(c), connection_id=i, org_id=o) for i, o, c in rows if c
+    ]
+
+
+def test_erasure_revokes_every_grant_it_says_it_revoked(
+    live: tuple[str, Runtime], seeder: Seeder, tokens: TokenIssuer, pg: localdb.LocalDatabase
+) -> None:
+    base, runtime = live
+    org = seeder.org()
+    admin = tokens.header(org.principal(org.user("admin")))
+    client_id = org.clients[0]
+    for _ in range(3):
+        _connect(base, admin, client_id)
+    refresh_tokens = _stored_tokens(runtime, pg, client_id)
+    assert len(refresh_tokens) == 3
+
+    erased = requests.delete(f"{base}/clients/{client_id}", headers=admin, timeout=30)
+    assert erased.status_code == 200, erased.text
+    body = erased.json()
+    assert (body["connections_disconnected"], body["grants_revoked"]) == (3, 3)
+    assert all(c["revocation"]["revoked"] for c in body["connections"])
+    platform = runtime.platforms.platform("sandbox")
+    secret = runtime.secrets.get("sandbox-client-secret")
+    for refresh_token in refresh_tokens:  # refused at the provider, not only deleted here
+        with pytest.raises(InvalidGrant):
+            oauth.refresh(platform, refresh_token, client_id="cosma-local", client_secret=secret)
 
 
 def test_the_sandbox_refuses_a_wrong_secret_and_a_wrong_verifier(live: tuple[str, Runtime]) -> None:

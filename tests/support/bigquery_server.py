@@ -4,7 +4,9 @@ It records every request (method, path, query args, JSON body) and keeps state
 in an in-memory DuckDB database (one schema per dataset), so the adapter's SQL
 really runs: backtick table references become DuckDB names and `@name`
 parameters become `$name`. Jobs are answered `status.state: DONE`, query
-results `jobComplete: true` (see FACTS.md).
+results `jobComplete: true`: google-cloud-bigquery polls a job until its state is
+DONE (`job.result()` reads `/queries/{jobId}`, `query_and_wait` posts to
+`/queries`) and reads rows only from a complete query.
 
 Faults: `fail(method, path_regex, status, reason)` answers matching requests
 with a Google-style error; `fail_statement(text)` makes a script fail at the

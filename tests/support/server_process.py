@@ -11,9 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from werkzeug.serving import make_server
-
-from cosma.server import LocalServer
+from cosma.server import LocalServer, make_local_server
 from shared.runtime import Runtime
 from shared.settings import Settings
 
@@ -21,7 +19,7 @@ from shared.settings import Settings
 def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     runtime = Runtime(Settings.from_env())
-    server = make_server("127.0.0.1", 0, LocalServer(runtime), threaded=True)
+    server = make_local_server("127.0.0.1", 0, LocalServer(runtime))
     print(f"port={server.server_port}", flush=True)
     try:
         server.serve_forever()

@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from cosma.server import make_local_server
 
 
 class Recorder:
@@ -40,7 +41,7 @@ class Recorder:
 @contextmanager
 def serve(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
     """Serve a WSGI app on a free loopback port; yields its base URL."""
-    server = make_server(host, 0, app, threaded=True)
+    server = make_local_server(host, 0, app)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -40,16 +40,17 @@ BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 
 # Who may read each secret: exactly these functions, no one else.
 EXPECTED_ACCESSORS = {
-    "fernet-keyring": {"oauth", "sync"},
+    # datasets: erasure revokes every grant of the client at its provider.
+    "fernet-keyring": {"oauth", "datasets", "sync"},
     "sentry-dsn": set(FUNCTIONS),
     "database-url": {"auth", "oauth", "datasets", "query"},
     "worker-database-url": {"sync"},
     "google-ads-developer-token": {"sync"},
-    "google-ads-client-secret": {"oauth", "sync"},
-    "meta-client-secret": {"oauth", "sync"},
-    "linkedin-client-secret": {"oauth", "sync"},
-    "tiktok-client-secret": {"oauth", "sync"},
-    "microsoft-client-secret": {"oauth", "sync"},
+    "google-ads-client-secret": {"oauth", "datasets", "sync"},
+    "meta-client-secret": {"oauth", "datasets", "sync"},
+    "linkedin-client-secret": {"oauth", "datasets", "sync"},
+    "tiktok-client-secret": {"oauth", "datasets", "sync"},
+    "microsoft-client-secret": {"oauth", "datasets", "sync"},
 }
 
 # Project-level roles anyone may hold, and why.
@@ -251,7 +252,7 @@ def test_secrets_module_grants_accessor_per_secret_only() -> None:
     assert not [r for r in _all_resources() if r[0] == "google_secret_manager_secret_version"]
 
 
-@pytest.mark.parametrize("name", ["oauth", "sync"])
+@pytest.mark.parametrize("name", ["oauth", "datasets", "sync"])
 def test_keyring_is_mounted_as_files(name: str) -> None:
     call = function_calls()[name]
     (mount,) = call["secret_volumes"]
@@ -373,7 +374,7 @@ def test_each_environment_calls_the_stack_with_its_own_name(env: str) -> None:
     assert validation["condition"] == '${contains(["dev", "staging", "prod"], var.environment)}'
 
 
-@pytest.mark.parametrize("name", ["oauth", "sync"])
+@pytest.mark.parametrize("name", ["oauth", "datasets", "sync"])
 def test_platform_clients_ids_plain_secrets_mounted(name: str) -> None:
     call = function_calls()[name]
     for platform in PLATFORMS:

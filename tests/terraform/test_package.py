@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+from packaging.requirements import Requirement
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "package.py"
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "package.py"
+
+
+def _lock_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("lock", ROOT / "scripts" / "lock.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+lock = _lock_module()
 
 PYPROJECT = """\
 [project]
@@ -32,9 +48,9 @@ def _write(path: Path, text: str) -> None:
 def tree(tmp_path: Path) -> Path:
     root = tmp_path / "src"
     _write(root / "pyproject.toml", PYPROJECT)
+    _write(root / "requirements-deploy.lock", _deploy_lock(root))
     for name in ("auth", "oauth", "datasets", "query", "sync"):
         _write(root / "functions" / name / "main.py", f"def {name}(request):\n    return ''\n")
-    _write(root / "functions" / "sync" / "requirements.txt", "functions-framework>=3.5\ndlt\n")
     _write(root / "shared" / "__init__.py", "")
     _write(root / "shared" / "settings.py", "X = 1\n")
     _write(root / "shared" / "warehouse" / "__init__.py", "")
@@ -42,6 +58,14 @@ def tree(tmp_path: Path) -> Path:
     _write(root / "shared" / "__pycache__" / "settings.cpython-311.pyc", "junk")
     _write(root / "shared" / "warehouse" / "stale.pyc", "junk")
     return root
+
+
+def _deploy_lock(root: Path) -> str:
+    return (
+        f"# inputs-sha256: {lock.inputs_digest(root)}\n"
+        "functions-framework==3.10.2 \\\n    --hash=sha256:" + "a" * 64 + "\n"
+        "pydantic==2.14.4 \\\n    --hash=sha256:" + "b" * 64 + "\n"
+    )
 
 
 def _package(root: Path, out: Path, *names: str) -> subprocess.CompletedProcess[str]:
@@ -104,19 +128,59 @@ def test_layout_main_requirements_and_shared(tree: Path, tmp_path: Path) -> None
             "shared/warehouse/bigquery.py",
         ]
         assert archive.read("main.py") == b"def auth(request):\n    return ''\n"
-        # no per-function requirements.txt: the runtime dependencies of pyproject.toml
-        assert archive.read("requirements.txt") == b"functions-framework>=3.5\npydantic>=2.7\n"
+        # the deploy lock, byte for byte: exact versions and hashes
+        requirements = archive.read("requirements.txt")
+        assert requirements == (tree / "requirements-deploy.lock").read_bytes()
+        assert b"pydantic==2.14.4 \\\n    --hash=sha256:" in requirements
         for info in archive.infolist():
             assert info.date_time == (1980, 1, 1, 0, 0, 0)
             assert info.external_attr >> 16 == 0o100644
             assert info.compress_type == zipfile.ZIP_DEFLATED
 
 
-def test_function_requirements_file_wins(tree: Path, tmp_path: Path) -> None:
+def test_a_function_requirements_file_is_refused(tree: Path, tmp_path: Path) -> None:
+    _write(tree / "functions" / "sync" / "requirements.txt", "functions-framework>=3.5\ndlt\n")
+    result = _package(tree, tmp_path / "build", "sync")
+    assert result.returncode != 0
+    assert "the lock is the only source" in result.stderr
+    assert not (tmp_path / "build" / "sync.zip").exists()
+
+
+def test_a_lock_older_than_pyproject_is_refused(tree: Path, tmp_path: Path) -> None:
+    (tree / "pyproject.toml").write_text(PYPROJECT.replace("pydantic>=2.7", "pydantic>=2.8"))
+    result = _package(tree, tmp_path / "build", "auth")
+    assert result.returncode != 0
+    assert "run `make lock`" in result.stderr
+    assert not (tmp_path / "build" / "auth.zip").exists()
+
+
+def test_a_missing_lock_is_refused(tree: Path, tmp_path: Path) -> None:
+    (tree / "requirements-deploy.lock").unlink()
+    result = _package(tree, tmp_path / "build", "auth")
+    assert result.returncode != 0
+    assert "requirements-deploy.lock not found" in result.stderr
+
+
+def test_the_real_archives_carry_exactly_what_the_tests_run(tmp_path: Path) -> None:
+    """Every pin of each function's requirements.txt is the version this test
+    session imports, and carries hashes (pip's hash-checking mode in Cloud Build)."""
     out = tmp_path / "build"
-    assert _package(tree, out, "sync").returncode == 0
-    with zipfile.ZipFile(out / "sync.zip") as archive:
-        assert archive.read("requirements.txt") == b"functions-framework>=3.5\ndlt\n"
+    result = _package(ROOT, out)
+    assert result.returncode == 0, result.stderr
+    for name in ("auth", "oauth", "datasets", "query", "sync"):
+        with zipfile.ZipFile(out / f"{name}.zip") as archive:
+            text = archive.read("requirements.txt").decode()
+        entries = lock.entries(text)
+        assert {"functions-framework", "werkzeug", "pydantic", "cryptography"} <= set(
+            lock.pins(text)
+        )
+        for line, version, hashes in entries:
+            requirement = Requirement(line)
+            assert str(requirement.specifier) == f"=={version}", line
+            assert hashes and all(h.startswith("sha256:") for h in hashes), line
+            if requirement.marker is None or requirement.marker.evaluate():
+                installed = importlib.metadata.version(requirement.name)
+                assert installed == version, f"{name}: {requirement.name} {installed}"
 
 
 def test_missing_main_fails(tree: Path, tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ Each function is loaded in a fresh interpreter the way Cloud Functions loads it
 (BigQuery warehouse, a GCP project, no Sentry DSN), and asked one authenticated
 request on a route that uses none of them. After the import and after the
 response, none of the heavy modules may be in `sys.modules`: each costs
-hundreds of milliseconds of cold start (shared FACTS: ~180-500 ms).
+hundreds of milliseconds of cold start (google.cloud.bigquery ~500 ms, duckdb
+~180 ms here; `.venv/bin/python -m bench.profile_cold auth` measures every import
+of one, see docs/performance.md).
 """
 
 from __future__ import annotations

@@ -29,16 +29,17 @@ module "secrets" {
 
   # Each secret and the only functions that may read it.
   accessors = {
-    "fernet-keyring"             = ["oauth", "sync"]
+    # datasets: erasure revokes the client's grants before it drops the data.
+    "fernet-keyring"             = ["oauth", "datasets", "sync"]
     "sentry-dsn"                 = ["auth", "oauth", "datasets", "query", "sync"]
     "database-url"               = ["auth", "oauth", "datasets", "query"]
     "worker-database-url"        = ["sync"]
     "google-ads-developer-token" = ["sync"]
-    "google-ads-client-secret"   = ["oauth", "sync"]
-    "meta-client-secret"         = ["oauth", "sync"]
-    "linkedin-client-secret"     = ["oauth", "sync"]
-    "tiktok-client-secret"       = ["oauth", "sync"]
-    "microsoft-client-secret"    = ["oauth", "sync"]
+    "google-ads-client-secret"   = ["oauth", "datasets", "sync"]
+    "meta-client-secret"         = ["oauth", "datasets", "sync"]
+    "linkedin-client-secret"     = ["oauth", "datasets", "sync"]
+    "tiktok-client-secret"       = ["oauth", "datasets", "sync"]
+    "microsoft-client-secret"    = ["oauth", "datasets", "sync"]
   }
 
   service_accounts = {
@@ -185,10 +186,29 @@ module "datasets" {
     # The default encryption key of each dataset it creates (CMEK); empty is
     # dropped by the function module and means Google-managed keys.
     BQ_KMS_KEY = var.bigquery_kms_key_name
+    # Erasure revokes every grant of the client at its provider before it drops
+    # the data, so this function opens tokens and speaks OAuth like `oauth`.
+    COSMA_KEYRING_DIR    = "/secrets/keyring"
+    GOOGLE_ADS_CLIENT_ID = var.platform_client_ids["GOOGLE_ADS"]
+    META_CLIENT_ID       = var.platform_client_ids["META"]
+    LINKEDIN_CLIENT_ID   = var.platform_client_ids["LINKEDIN"]
+    TIKTOK_CLIENT_ID     = var.platform_client_ids["TIKTOK"]
+    MICROSOFT_CLIENT_ID  = var.platform_client_ids["MICROSOFT"]
   }
   secret_environment = {
-    DATABASE_URL = module.secrets.ids["database-url"]
-    SENTRY_DSN   = module.secrets.ids["sentry-dsn"]
+    DATABASE_URL             = module.secrets.ids["database-url"]
+    SENTRY_DSN               = module.secrets.ids["sentry-dsn"]
+    GOOGLE_ADS_CLIENT_SECRET = module.secrets.ids["google-ads-client-secret"]
+    META_CLIENT_SECRET       = module.secrets.ids["meta-client-secret"]
+    LINKEDIN_CLIENT_SECRET   = module.secrets.ids["linkedin-client-secret"]
+    TIKTOK_CLIENT_SECRET     = module.secrets.ids["tiktok-client-secret"]
+    MICROSOFT_CLIENT_SECRET  = module.secrets.ids["microsoft-client-secret"]
+  }
+  secret_volumes = {
+    "/secrets/keyring" = {
+      secret   = module.secrets.ids["fernet-keyring"]
+      versions = var.keyring_versions
+    }
   }
 }
 

@@ -1,0 +1,192 @@
+"""The lock files: one resolution of every dependency, pinned with hashes (`make lock`).
+
+    requirements.lock         the runtime dependencies and every extra but those in
+                              UNLOCKED_EXTRAS: what `make test` and `make run` install
+    requirements-deploy.lock  the runtime part of that same resolution (the lock above is
+                              its constraint file, so every version is the same): what
+                              `make package` writes as each function's requirements.txt
+
+uv (its version pinned in the Makefile) resolves for CPython 3.11 on every platform
+(markers kept) and records the hash of every file of each pinned release, so pip
+installs them in hash-checking mode, on a developer's machine as in Cloud Build.
+
+The first lines of each file record a digest of what it was resolved from (the
+dependency tables of pyproject.toml). `scripts/package.py` refuses a stale lock and
+tests/unit/test_lock.py fails on one, so a dependency or extra added to pyproject.toml
+(as on a merge) fails until `make lock` has run.
+
+Usage: ``python scripts/lock.py [--uv PATH]`` (``make lock`` passes its own uv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCK = "requirements.lock"
+DEPLOY_LOCK = "requirements-deploy.lock"
+PYTHON_VERSION = "3.11"
+# Extras that stay out of the lock: `make bench` and `make test` (conformance, the
+# large official ad-platform SDKs) install them constrained by it.
+UNLOCKED_EXTRAS = ("bench", "conformance")
+
+_DIGEST_LINE = re.compile(r"^# inputs-sha256: ([0-9a-f]{64})$", re.MULTILINE)
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
+
+
+class LockError(Exception):
+    """The lock files are missing, stale or cannot be made."""
+
+
+def _pyproject(root: Path) -> dict[str, object]:
+    with (root / "pyproject.toml").open("rb") as handle:
+        project = tomllib.load(handle).get("project", {})
+    if not isinstance(project, dict):
+        raise LockError("pyproject.toml has no [project] table")
+    return project
+
+
+def locked_extras(root: Path = ROOT) -> list[str]:
+    extras = _pyproject(root).get("optional-dependencies", {})
+    if not isinstance(extras, dict):
+        raise LockError("[project.optional-dependencies] must be a table")
+    return sorted(name for name in extras if name not in UNLOCKED_EXTRAS)
+
+
+def inputs_digest(root: Path = ROOT) -> str:
+    """A digest of everything the resolution depends on in pyproject.toml."""
+    project = _pyproject(root)
+    extras = project.get("optional-dependencies", {})
+    if not isinstance(extras, dict):
+        raise LockError("[project.optional-dependencies] must be a table")
+    inputs = {
+        "python": PYTHON_VERSION,
+        "requires-python": project.get("requires-python", ""),
+        "dependencies": project.get("dependencies", []),
+        "optional-dependencies": {k: v for k, v in extras.items() if k not in UNLOCKED_EXTRAS},
+    }
+    canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def recorded_digest(text: str) -> str | None:
+    found = _DIGEST_LINE.search(text)
+    return found.group(1) if found else None
+
+
+def pins(text: str) -> dict[str, str]:
+    """`{normalized name: version}` of a lock file's `name==version` lines."""
+    return {normalize(name): version for name, version in _PIN.findall(text)}
+
+
+def entries(text: str) -> list[tuple[str, str, list[str]]]:
+    """Each requirement of a lock file: `(requirement without hashes, version, hashes)`,
+    the requirement keeping its environment marker."""
+    found: list[tuple[str, str, list[str]]] = []
+    for logical in re.sub(r"\\\n", " ", text).splitlines():
+        line = logical.split("#", 1)[0].strip()
+        if not line:
+            continue
+        requirement, *options = line.split(" --hash=")
+        version = _PIN.match(requirement)
+        if version is None:
+            raise LockError(f"not an exact pin: {requirement!r}")
+        found.append((requirement.strip(), version.group(2), [o.strip() for o in options]))
+    return found
+
+
+def normalize(name: str) -> str:
+    """A distribution name as PEP 503 compares them."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_current(root: Path, name: str) -> str:
+    """The text of lock file `name`, refused when pyproject.toml has changed since."""
+    path = root / name
+    if not path.is_file():
+        raise LockError(f"{path} not found: run `make lock`")
+    text = path.read_text()
+    if recorded_digest(text) != inputs_digest(root):
+        raise LockError(f"{path} is older than pyproject.toml's dependencies: run `make lock`")
+    return text
+
+
+def _header(root: Path, what: str, extras: list[str]) -> str:
+    return (
+        f"# {what}\n"
+        "# Generated by `make lock` (scripts/lock.py) from pyproject.toml; do not edit.\n"
+        f"# inputs-sha256: {inputs_digest(root)}\n"
+        f"# extras: {', '.join(extras) or '(none)'}\n"
+    )
+
+
+def _compile(uv: str, root: Path, args: list[str], output: Path) -> str:
+    command = [
+        uv,
+        "pip",
+        "compile",
+        "pyproject.toml",
+        "--universal",
+        "--python-version",
+        PYTHON_VERSION,
+        "--generate-hashes",
+        "--no-header",
+        "--quiet",
+        "--output-file",
+        str(output),
+        *args,
+    ]
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise LockError(f"uv could not resolve:\n{result.stderr.strip()}")
+    return output.read_text()
+
+
+def write(uv: str, root: Path = ROOT) -> tuple[Path, Path]:
+    extras = locked_extras(root)
+    full_text = _header(root, "Every dependency `make test` installs, pinned with hashes.", extras)
+    with tempfile.TemporaryDirectory() as tmp:
+        constraints = Path(tmp) / LOCK
+        extra_args = [arg for extra in extras for arg in ("--extra", extra)]
+        full = _compile(uv, root, extra_args, constraints)
+        deploy = _compile(uv, root, ["--constraint", str(constraints)], Path(tmp) / DEPLOY_LOCK)
+    deploy_text = _header(root, "The deployed functions' dependencies (see requirements.lock).", [])
+    # The constraint file's temporary name would make every lock differ in its comments.
+    deploy = deploy.replace(str(constraints), LOCK)
+    lock_path, deploy_path = root / LOCK, root / DEPLOY_LOCK
+    lock_path.write_text(full_text + full)
+    deploy_path.write_text(deploy_text + deploy)
+    mismatched = {
+        name: (version, pins(full).get(name))
+        for name, version in pins(deploy).items()
+        if pins(full).get(name) != version
+    }
+    if mismatched:  # impossible with the constraint, unless uv changes its meaning
+        raise LockError(f"the deploy lock disagrees with the full lock: {mismatched}")
+    return lock_path, deploy_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--uv", default="uv", help="the uv executable (default: uv on PATH)")
+    args = parser.parse_args(argv)
+    try:
+        written = write(args.uv)
+    except (LockError, OSError) as exc:
+        print(f"lock: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"lock: wrote {path.relative_to(ROOT)} ({len(pins(path.read_text()))} pins)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
