@@ -117,7 +117,10 @@ class _Provider:
         if mode == "500":
             return Response("upstream broke", status=500)
         if mode == "slow":
+            # Slower than any caller waits: answer nothing afterwards either, or a
+            # token issued after the caller gave up would show up in the next test.
             time.sleep(self.slow_s)
+            return Response("too late", status=504)
         return None
 
 
