@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Clerk's JS SDK, a test-only oracle for the session-token tests (tests/oracle/).
+ORACLE := tests/oracle/node_modules/.installed
 # Tool environments live in .tools/, apart from the local server's state in .cosma/.
 TOOLS := .tools
 UV_VERSION := 0.13.8
@@ -36,6 +38,11 @@ $(UV_STAMP):
 run: $(STAMP)
 	$(BIN)/cosma serve
 
+$(ORACLE): tests/oracle/package.json tests/oracle/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests/oracle && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "npm not found: the tests against Clerk's JS SDK will be skipped"; fi
+
 # The conformance extra stays out of the lock (as bench does), so `make run` never
 # installs google-ads; its SDKs are pinned exactly in pyproject.toml and everything
 # they share with the project is held to the lock's versions.
@@ -46,7 +53,7 @@ $(CONFORMANCE): $(STAMP)
 
 ## The whole suite against a throwaway Postgres (or TEST_DATABASE_URL), the
 ## conformance tests against the platforms' official SDKs included.
-test: $(CONFORMANCE)
+test: $(CONFORMANCE) $(ORACLE)
 	$(BIN)/pytest -q
 
 ## Only the conformance tests: our connectors and fakes against the official SDKs.

@@ -5,8 +5,9 @@ cosma url              the running local server's address (from the state folder
 cosma migrate          apply migrations to DATABASE_URL (an administrative URL)
 cosma audit-verify     recompute the audit hash chains, name the first broken link
 cosma dev-token        mint a local session token (upserts org, member, assignments)
-cosma rotate-keys      add a key version and re-encrypt every stored token with it
-cosma keys-check       count tokens per key version; non-zero exit while any is on an old one
+cosma rotate-keys      add a key version and re-encrypt every stored token with it, until final
+cosma keys-check       count tokens per key version; non-zero exit while any is on an old one;
+                       --retire deletes old versions once no token and no instance uses them
 cosma sync             sync the due connections now (what Cloud Scheduler triggers), with progress
 cosma platforms        each platform's API version, its sunset and the days left (warns within 90)
 """
@@ -409,8 +410,35 @@ def _worker_settings() -> tuple[Settings, Callable[[], None]]:
     return local_settings("", worker_url, home, public=server.url if server else None), stop
 
 
-def cmd_rotate_keys(args: argparse.Namespace) -> int:
+def _progress_printer(min_interval_s: float = 1.0) -> Callable[[object], None]:
+    """Print a rotation's progress: its first batch, then at most once per interval,
+    and its last, so a pass over a million rows shows tens of lines, not thousands."""
+    import time
+
     from shared import rotation
+
+    last = [float("-inf")]
+
+    def show(progress: object) -> None:
+        if not isinstance(progress, rotation.Progress):
+            return
+        now = time.monotonic()
+        done = progress.rotated >= progress.total
+        if not done and progress.batches > 1 and now - last[0] < min_interval_s:
+            return
+        last[0] = now
+        share = 100.0 * progress.rotated / progress.total if progress.total else 100.0
+        print(
+            f"rotated {progress.rotated}/{progress.total} ({share:.1f}%) to key version"
+            f" {progress.newest_version}, {progress.rate:,.0f} tokens/s",
+            flush=True,
+        )
+
+    return show
+
+
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    from shared import retirement, rotation
     from shared.runtime import Runtime
 
     settings, stop = _worker_settings()
@@ -421,23 +449,32 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
             if add_key_version is None:
                 print(
                     "this keyring is managed in Secret Manager: add a version of the keyring"
-                    " secret, mount it, then run `cosma rotate-keys --no-new-key`",
+                    " secret, mount it in the functions (keyring_versions) and apply, then run"
+                    " `cosma rotate-keys --no-new-key` (docs/deploy.md)",
                     file=sys.stderr,
                 )
                 return 2
             print(f"added key version {add_key_version()}", flush=True)
-        cipher = runtime.cipher
 
-        def show(p: rotation.Progress) -> None:
-            share = 100.0 * p.rotated / p.total if p.total else 100.0
+        def waiting(left: float, version: str) -> None:
             print(
-                f"rotated {p.rotated}/{p.total} ({share:.1f}%) to key version"
-                f" {p.newest_version}, {p.rate:,.0f} tokens/s",
+                f"waiting {left:.0f} s: a running instance may still seal with an older"
+                f" version until it re-reads the keyring; then a last pass to version {version}"
+                " (Ctrl-C is safe; rerun to finish)",
                 flush=True,
             )
 
-        result = rotation.rotate(
-            runtime.worker_db, cipher, batch_size=args.batch_size, on_batch=show
+        worker = runtime.worker_db
+        result = rotation.converge(
+            worker,
+            runtime.cipher.snapshot,
+            record=lambda version: retirement.record_primary(worker, version),
+            grace=settings.key_retire_grace_s,
+            refresh=settings.keyring_refresh_s,
+            batch_size=args.batch_size,
+            on_batch=_progress_printer(),
+            on_wait=waiting,
+            wait=not args.no_wait,
         )
     finally:
         runtime.close()
@@ -449,43 +486,77 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     )
     for connection_id in result.failed:
         print(f"unreadable token, left as is: connection {connection_id}", file=sys.stderr)
-    if result.remaining:
+    if result.failed:
+        print(
+            f"{len(result.failed)} token(s) cannot be opened with any key held: those"
+            " connections must be reconnected; no rerun changes them",
+            file=sys.stderr,
+        )
+    elif result.remaining:
         print("rerun `cosma rotate-keys --no-new-key` to finish", file=sys.stderr)
+    elif args.no_wait:
+        print(
+            "a running instance may still seal with an older version for up to"
+            f" {settings.key_retire_grace_s:.0f} s; `cosma keys-check` says when it can be retired",
+            flush=True,
+        )
     return 0 if result.remaining == 0 else 1
 
 
 def cmd_keys_check(args: argparse.Namespace) -> int:
-    from shared import rotation
+    from shared import retirement, rotation
     from shared.runtime import Runtime
 
     settings, stop = _worker_settings()
     runtime = Runtime(settings)
+    lines: list[str] = []
+    refused = False
     try:
         versions = [v for v, _ in runtime.secrets.keyring()]
         counts = rotation.census(runtime.worker_db)
+        newest = versions[0]
+        stale = {v: n for v, n in counts.items() if v != newest and n}
+        for version in [] if stale else versions[1:]:
+            decision = retirement.decide(
+                runtime.worker_db,
+                versions,
+                version,
+                grace=settings.key_retire_grace_s,
+                refresh=settings.keyring_refresh_s,
+            )
+            if not decision.allowed:
+                refused = True
+                lines.append(f"version {version}: not yet retirable: {decision.reason}")
+            elif not args.retire:
+                lines.append(
+                    f"version {version} holds no token and no instance seals with it:"
+                    " it can be retired (--retire)"
+                )
+            else:
+                retire = getattr(runtime.secrets, "retire_key_version", None)
+                if retire is None:
+                    secret = getattr(runtime.secrets, "keyring_secret", "<the keyring secret>")
+                    lines.append(
+                        f"version {version} can be retired: drop it from keyring_versions,"
+                        " apply, then disable it: `gcloud secrets versions disable"
+                        f" {version} --secret={secret}` (docs/deploy.md)"
+                    )
+                else:
+                    retire(version)
+                    lines.append(f"version {version}: retired")
     finally:
         runtime.close()
         stop()
-    newest = versions[0]
     print("tokens per key version:")
     for version in [*versions, *sorted(set(counts) - set(versions))]:
         label = {newest: " (newest)"}.get(version, "" if version in versions else " (unknown)")
         print(f"  {version or '(none)'}{label}: {counts.get(version, 0)}")
-    stale = {v: n for v, n in counts.items() if v != newest and n}
     if stale:
         print(f"{sum(stale.values())} token(s) on an old version: `cosma rotate-keys --no-new-key`")
         return 1
-    for version in versions[1:]:
-        if args.retire:
-            retire = getattr(runtime.secrets, "retire_key_version", None)
-            if retire is None:
-                print(f"version {version}: disable it in Secret Manager")
-                continue
-            retire(version)
-            print(f"version {version}: retired")
-        else:
-            print(f"version {version} holds no token: it can be retired (--retire)")
-    return 0
+    for line in lines:
+        print(line)
+    return 1 if args.retire and refused else 0
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -604,10 +675,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-new-key", action="store_true", help="re-encrypt to the newest existing version"
     )
     rot.add_argument("--batch-size", type=int, default=500, help="rows per transaction")
+    rot.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="return after the passes, without waiting out the grace for a last one",
+    )
     rot.set_defaults(func=cmd_rotate_keys)
     chk = sub.add_parser("keys-check", help="count tokens per key version")
     chk.add_argument(
-        "--retire", action="store_true", help="delete old local key versions no token uses"
+        "--retire",
+        action="store_true",
+        help="delete old local key versions no token uses and no instance seals with",
     )
     chk.set_defaults(func=cmd_keys_check)
     syn = sub.add_parser("sync", help="sync the due connections now")

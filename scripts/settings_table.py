@@ -66,9 +66,17 @@ MEANING = {
     "CLERK_ISSUER": "the `iss` every session token must carry (Clerk's Frontend API URL)",
     "CLERK_JWKS_URL": "where Clerk's signing keys are fetched",
     "CLERK_JWT_KEY": "Clerk's PEM public key, instead of fetching the JWKS (optional)",
+    "CLERK_OTHER_ISSUERS": "comma-separated: more exact issuers a session token may name"
+    " (the instance's proxy URL, satellite domains)",
+    "CLERK_AUDIENCES": "comma-separated: the audiences a token's `aud` may name (none: a token"
+    " with an `aud` is refused)",
     "COSMA_KEYRING_DIR": "the token keyring's folder: one file per key version",
     "COSMA_SECRETS_DIR": "a folder of named secrets, one file each (local mode)",
     "COSMA_KEYRING_SECRET": "the keyring's secret name, for jobs that read Secret Manager",
+    "COSMA_KEYRING_REFRESH_S": "an instance re-reads the keyring at least this often before it"
+    " encrypts (and at once for a version it does not hold)",
+    "COSMA_KEY_RETIRE_GRACE_S": "an old key version is retired only this long after a newer one"
+    " first encrypted a token (never less than the refresh)",
     "SECRET_MANAGER_ENDPOINT": "another Secret Manager endpoint (tests)",
     "COSMA_WAREHOUSE": "`bigquery` or `duckdb`",
     "COSMA_WAREHOUSE_DIR": "the DuckDB warehouse's folder (local mode)",

@@ -11,6 +11,11 @@ one, whatever happens. A service writes it inside its own transaction
 or alone in one round trip (`record_alone`) for a read whose work is not in
 Postgres; when neither ran (a refusal, a failure), the HTTP layer writes the
 outcome afterwards.
+
+`actor` is the user the session belongs to; under impersonation the database
+fills `impersonator` with the person acting, from the transaction's claims
+(`act.sub`, see `Principal.claims`, migration 0009): writers pass nothing for
+it, but must write in a transaction whose claims are the principal's.
 """
 
 from __future__ import annotations
@@ -75,7 +80,8 @@ def record_statement(
 
 
 _EXPORT = (
-    "select seq, actor, action, resource, outcome, detail, request_id, at, prev_hash, hash"
+    "select seq, actor, impersonator, action, resource, outcome, detail, request_id, at,"
+    " prev_hash, hash"
     " from public.audit_log where org_id = %s and seq > %s"
     " and at >= coalesce(%s, '-infinity'::timestamptz)"
     " and at < coalesce(%s, 'infinity'::timestamptz)"
@@ -100,6 +106,7 @@ def export(
         {
             "seq": seq,
             "actor": actor,
+            "impersonator": impersonator or None,
             "action": action,
             "resource": resource,
             "outcome": outcome,
@@ -109,7 +116,19 @@ def export(
             "prev_hash": bytes(prev).hex() if prev is not None else None,
             "hash": bytes(digest).hex(),
         }
-        for seq, actor, action, resource, outcome, detail, request_id, at, prev, digest in rows
+        for (
+            seq,
+            actor,
+            impersonator,
+            action,
+            resource,
+            outcome,
+            detail,
+            request_id,
+            at,
+            prev,
+            digest,
+        ) in rows
     ]
 
 
@@ -221,7 +240,8 @@ def verify(conn: psycopg.Connection[Any], org_id: str | None = None) -> list[Bro
     """Recompute every chain (or one organization's); return the first break of each."""
     query = (
         "select id, org_id, seq, actor, action, resource, outcome, detail, request_id,"
-        " (extract(epoch from at) * 1000000)::bigint, prev_hash, hash from public.audit_log"
+        " (extract(epoch from at) * 1000000)::bigint, impersonator, prev_hash, hash"
+        " from public.audit_log"
     )
     params: tuple[str, ...] = ()
     if org_id is not None:
@@ -232,12 +252,15 @@ def verify(conn: psycopg.Connection[Any], org_id: str | None = None) -> list[Bro
     state: dict[str, tuple[int, bytes]] = {}
     with conn.cursor() as cur:
         for row in cur.execute(query, params):
-            rid, org, seq, *fields, at_us, prev_hash, stored = row
+            rid, org, seq, *fields, at_us, impersonator, prev_hash, stored = row
             if org in broken:
                 continue
             last_seq, last_hash = state.get(org, (0, b""))
             prev = bytes(prev_hash) if prev_hash is not None else b""
-            expected = hashlib.sha256(last_hash + _canonical((org, seq, *fields, at_us))).digest()
+            # The impersonator is hashed only when there is one (migration 0009).
+            extra = (impersonator,) if impersonator else ()
+            canonical = _canonical((org, seq, *fields, at_us, *extra))
+            expected = hashlib.sha256(last_hash + canonical).digest()
             reason = ""
             if seq != last_seq + 1:
                 reason = f"sequence gap: expected {last_seq + 1}"

@@ -74,8 +74,9 @@ class Authenticator:
         cls, settings: Settings, db: Database, clock: Callable[[], float] = time.time
     ) -> Authenticator:
         verifier = ClerkVerifier(
-            issuer=settings.clerk_issuer,
+            issuer=(settings.clerk_issuer, *settings.clerk_other_issuers),
             authorized_parties=settings.allowed_origins,
+            audiences=settings.clerk_audiences,
             jwt_key=settings.clerk_jwt_key,
             jwks_url=settings.clerk_jwks_url,
             clock=clock,
@@ -96,6 +97,7 @@ class Authenticator:
             client_ids=membership.client_ids,
             session_id=claims.session_id,
             expires_at=claims.expires_at,
+            impersonator=claims.impersonator,
         )
 
     def claims(self, token: str) -> SessionClaims:

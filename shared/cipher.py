@@ -36,7 +36,7 @@ from cryptography.fernet import InvalidToken as _FernetInvalid
 from shared import errors
 from shared.errors import InvalidToken
 
-__all__ = ["DEFAULT_PURPOSE", "InvalidToken", "Sealed", "TokenCipher"]
+__all__ = ["DEFAULT_PURPOSE", "InvalidToken", "Sealed", "TokenCipher", "key_version_of"]
 
 DEFAULT_PURPOSE = "refresh_token"
 _ENVELOPE_V1 = b"\x01"
@@ -63,6 +63,14 @@ def _field(value: str) -> bytes:
 
 def _envelope(connection_id: str, org_id: str, purpose: str) -> bytes:
     return _ENVELOPE_V1 + _field(purpose) + _field(org_id) + _field(connection_id)
+
+
+def key_version_of(ciphertext: bytes) -> str:
+    """The key version a ciphertext names ("" when it names none): read from the
+    prefix only, nothing is opened, so it says nothing about whether it is valid."""
+    version, sep, _ = bytes(ciphertext).partition(b":")
+    text = version.decode("ascii", "replace") if sep else ""
+    return text if _VERSION.match(text) else ""
 
 
 class TokenCipher:

@@ -48,7 +48,7 @@ from shared.errors import AccessDenied, ProviderError
 from shared.platforms import oauth, registry
 from shared.platforms.base import TokenSet
 from shared.policy import Client, access_client
-from shared.revocation import Disconnected, Revocation, revoke_stored, revoke_tokens
+from shared.revocation import HELD, Disconnected, Revocation, revoke_held, revoke_tokens
 from shared.tenancy import TenantTransaction, tenant
 
 if TYPE_CHECKING:
@@ -348,31 +348,20 @@ def disconnect(
     if not canonical:
         raise errors.NotFound("No such connection.")
     with tenant(runtime.db, principal) as tx:
-        row = tx.execute(
-            "select client_id::text, platform, token_ciphertext, external_account_id"
-            " from connections where id = %s",
-            (canonical,),
-        ).fetchone()
+        # S608: HELD is a constant column list; the id is a parameter.
+        statement = f"select client_id::text, {HELD} from connections where id = %s"  # noqa: S608
+        row = tx.execute(statement, (canonical,)).fetchone()
         if row is None:
             raise errors.NotFound("No such connection.")
-        client_id, name, ciphertext, external_user_id = row
-        client = access_client(tx, principal, "disconnect", client_id)
-    if ciphertext is None:  # no token was stored: nothing at the provider to give back
-        revocation = Revocation(False, "no_token")
-    else:
-        revocation = revoke_stored(
-            runtime,
-            org_id=principal.org_id,
-            connection_id=canonical,
-            platform_name=name,
-            ciphertext=bytes(ciphertext),
-            external_user_id=external_user_id,
-        )
+        client = access_client(tx, principal, "disconnect", row[0])
+    done = revoke_held(runtime, principal.org_id, row[1:])
     with tenant(runtime.db, principal) as tx:
         access_client(tx, principal, "disconnect", client.id)
-        tx.execute(_DISCONNECT + " where id = %s", (*_disconnect_values(revocation), canonical))
-        audit.record(tx, resource=f"/connections/{canonical}", detail=revocation.detail())
-    return Disconnected(canonical, name, revocation)
+        tx.execute(
+            _DISCONNECT + " where id = %s", (*_disconnect_values(done.revocation), canonical)
+        )
+        audit.record(tx, resource=f"/connections/{canonical}", detail=done.revocation.detail())
+    return done
 
 
 # Delete the token now; record what the provider said about the grant.

@@ -16,14 +16,27 @@ Invariants:
   from the JWKS URL. JWKS keys are cached by `kid`; an unknown `kid` refetches
   at most once per `refetch_interval` (60 s), so no caller can make us hammer
   the JWKS endpoint. A failed fetch is retried after `retry_interval`.
-- `iss` equals the configured Frontend API URL; `exp`, `nbf` and `iat` are
-  required and checked against the injected clock with at most 5 s leeway;
-  `azp` must be present and in the allowed origins; `sub` and `sid` present;
-  `sts` = `pending` refused.
-- Organization claims are read in both formats: v2 `o: {id, rol, slg, per}`
-  and v1 `org_id`, `org_role` (`org:admin`), `org_slug`, `org_permissions`.
-  They say which organization the session is acting in; the Cosma role comes
-  from our own tables (`shared.authn`), never from the token.
+- Session tokens only: a header `typ` other than `JWT` (Clerk's OAuth access
+  tokens are `at+jwt`, signed with the same instance key and carrying `sid`
+  and `azp` too), a header `cat` other than Clerk's session category, and a
+  machine subject (`mch_...`) are refused, as Clerk's JS SDK refuses them as
+  sessions.
+- `iss` equals one of the configured issuers exactly (the Frontend API URL,
+  and a proxy URL or satellite domains where the instance has them); `exp`,
+  `nbf` and `iat` are required, finite numbers (Python's JSON parser accepts
+  `Infinity` and `NaN`, which compare as never expired), checked against the
+  injected clock with at most 5 s leeway; `azp` must be present and in the
+  allowed origins; `aud`, when present, must name a configured audience
+  (none configured: a token with an audience is refused); `sub` and `sid`
+  present; `sts` = `pending` refused.
+- The organization is chosen as Clerk's SDKs choose it: from `o: {id, rol,
+  slg, per}` only when `v` is 2, otherwise from `org_id`, `org_role`
+  (`org:admin`), `org_slug`, `org_permissions`. It says which organization the
+  session acts in; the Cosma role comes from our own tables (`shared.authn`),
+  never from the token.
+- Impersonation: Clerk's `act` claim names the person acting (`act.sub`) for
+  the user the session belongs to (`sub`); it becomes
+  `SessionClaims.impersonator`, so the audit can name both. An `act` that names no one is refused.
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -51,6 +65,11 @@ LEEWAY_S = 5.0
 MAX_TOKEN_BYTES = 8 * 1024
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+# Clerk's JWT categories (header `cat`): a session token carries the first or
+# none; the second marks a token Clerk's SDKs skip the category check for.
+# Anything else (machine tokens: `cl_B7d4PD333AAA`) is not a session.
+_SESSION_CATEGORIES = frozenset({"cl_B7d4PD111AAA", "cl_I7d4PD111III"})
+_MACHINE_SUBJECT = "mch_"
 
 
 @dataclass(frozen=True)
@@ -65,6 +84,9 @@ class SessionClaims:
     org_slug: str = ""
     org_permissions: tuple[str, ...] = ()
     version: int = 1
+    # Impersonation: the person acting as `user_id` (Clerk's `act.sub`); "" when nobody.
+    # Not called "actor": the audit's actor is the user the session belongs to.
+    impersonator: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -72,8 +94,9 @@ class ClerkVerifier:
     def __init__(
         self,
         *,
-        issuer: str,
+        issuer: str | Iterable[str],
         authorized_parties: Iterable[str],
+        audiences: Iterable[str] = (),
         jwt_key: str = "",
         jwks_url: str = "",
         clock: Callable[[], float] = time.time,
@@ -82,8 +105,10 @@ class ClerkVerifier:
         refetch_interval: float = 60.0,
         retry_interval: float = 5.0,
     ) -> None:
-        self.issuer = issuer
+        issuers = [issuer] if isinstance(issuer, str) else list(issuer)
+        self.issuers = frozenset(i for i in issuers if i)
         self.authorized_parties = frozenset(authorized_parties)
+        self.audiences = frozenset(a for a in audiences if a)
         self.jwks_url = jwks_url
         self.clock = clock
         self.leeway = min(leeway, LEEWAY_S)
@@ -109,13 +134,17 @@ class ClerkVerifier:
     # ------------------------------------------------------------ steps
 
     def _verify(self, token: str) -> SessionClaims:
-        if not self.issuer:
+        if not self.issuers:
             raise errors.Unavailable("Authentication is not configured.")
         if len(token) > MAX_TOKEN_BYTES:
             raise errors.TokenRefused("token too large")
         header = _header(token)
         if header.get("alg") != ALGORITHM:
             raise errors.TokenRefused("algorithm not allowed")
+        if header.get("typ", "JWT") != "JWT":
+            raise errors.TokenRefused("not a session token (typ)")
+        if "cat" in header and header["cat"] not in _SESSION_CATEGORIES:
+            raise errors.TokenRefused("not a session token (cat)")
         key = self._key_for(header.get("kid"))
         try:
             payload: dict[str, Any] = jwt.decode(
@@ -138,9 +167,9 @@ class ClerkVerifier:
 
     def _check_claims(self, payload: dict[str, Any]) -> SessionClaims:
         now = self.clock()
-        if payload.get("iss") != self.issuer:
+        if payload.get("iss") not in self.issuers:
             raise errors.TokenRefused("issuer mismatch")
-        exp, nbf, iat = (_number(payload, name) for name in ("exp", "nbf", "iat"))
+        exp, nbf, iat = _number(payload, "exp"), _number(payload, "nbf"), _number(payload, "iat")
         if exp <= now - self.leeway:
             raise errors.TokenRefused("expired")
         if nbf > now + self.leeway:
@@ -150,14 +179,20 @@ class ClerkVerifier:
         azp = payload.get("azp")
         if not isinstance(azp, str) or azp not in self.authorized_parties:
             raise errors.TokenRefused("authorized party not allowed")
+        aud = payload.get("aud")
+        if aud is not None and not _audience_allowed(aud, self.audiences):
+            raise errors.TokenRefused("audience not allowed")
         sub, sid = payload.get("sub"), payload.get("sid")
         if not isinstance(sub, str) or not _ID.match(sub):
             raise errors.TokenRefused("subject missing")
+        if sub.startswith(_MACHINE_SUBJECT):
+            raise errors.TokenRefused("not a session token (machine subject)")
         if not isinstance(sid, str) or not _SESSION_ID.match(sid):
             raise errors.TokenRefused("session id missing")
         if payload.get("sts") == "pending":
             raise errors.TokenRefused("session pending")
-        return _with_organization(payload, sub, sid, exp)
+        impersonator = _impersonator(payload) if "act" in payload else ""
+        return _with_organization(payload, sub, sid, exp, impersonator)
 
     # ------------------------------------------------------------ keys
 
@@ -266,16 +301,53 @@ def _header(token: str) -> dict[str, Any]:
 
 
 def _number(payload: Mapping[str, Any], name: str) -> float:
+    """A time claim as a finite float. Python's JSON parser reads `Infinity`, `NaN`
+    and integers too large for a float; each would compare as never expired (or
+    raise), so each is refused. (Exact type checks: a bool is no time.)"""
     value = payload.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if type(value) is float:
+        if math.isfinite(value):
+            return value
+    elif type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:
+            pass
+    else:
         raise errors.TokenRefused(f"{name} missing")
-    return float(value)
+    raise errors.TokenRefused(f"{name} not finite")
 
 
-def _with_organization(payload: dict[str, Any], sub: str, sid: str, exp: float) -> SessionClaims:
-    version = payload.get("v")
-    org = payload.get("o")
-    if isinstance(org, dict):
+def _audience_allowed(aud: Any, audiences: frozenset[str]) -> bool:
+    """No audience (absent, null, "" or []), as both Clerk SDKs treat it; otherwise
+    a string or a list of strings naming at least one configured audience."""
+    if aud is None or aud == "" or aud == []:
+        return True
+    if isinstance(aud, str):
+        return aud in audiences
+    if isinstance(aud, list) and all(isinstance(a, str) for a in aud):
+        return any(a in audiences for a in aud)
+    return False
+
+
+def _impersonator(payload: Mapping[str, Any]) -> str:
+    """Who is impersonating the session's user (Clerk's `act.sub`); `act` is present."""
+    act = payload["act"]
+    person = act.get("sub") if isinstance(act, dict) else None
+    if not isinstance(person, str) or not _ID.match(person):
+        raise errors.TokenRefused("malformed impersonator (act)")
+    return person
+
+
+def _with_organization(
+    payload: dict[str, Any], sub: str, sid: str, exp: float, impersonator: str
+) -> SessionClaims:
+    # Clerk's SDKs test `v === 2`: the number 2 (2.0 too), not "2"; a bool never equals 2.
+    v2 = payload.get("v") == 2
+    if v2:
+        # v2: the organization is `o` or none at all; a stray `org_id` is ignored.
+        org = payload.get("o")
+        org = org if isinstance(org, dict) else {}
         org_id, role = org.get("id"), org.get("rol")
         slug, per = org.get("slg"), org.get("per")
         permissions = tuple(p for p in per.split(",") if p) if isinstance(per, str) else ()
@@ -297,6 +369,7 @@ def _with_organization(payload: dict[str, Any], sub: str, sid: str, exp: float) 
         org_role=role if isinstance(role, str) else "",
         org_slug=slug if isinstance(slug, str) else "",
         org_permissions=permissions,
-        version=version if isinstance(version, int) and not isinstance(version, bool) else 1,
+        version=2 if v2 else 1,
+        impersonator=impersonator,
         raw=payload,
     )

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared import errors
 from shared.policy import Client, access_client
-from shared.revocation import Disconnected, Revocation, revoke_stored
+from shared.revocation import HELD, Disconnected, revoke_held
 from shared.tenancy import TenantTransaction, tenant
 from shared.warehouse.ids import (
     dataset_id_for,
@@ -180,10 +180,8 @@ class Erasure:
         }
 
 
-_HELD = (
-    "select id::text, platform, token_ciphertext, external_account_id"
-    " from connections where client_id = %s order by created_at"
-)
+# S608: HELD is a constant column list; the client id is a parameter.
+_HELD = f"select {HELD} from connections where client_id = %s order by created_at"  # noqa: S608
 
 
 def erase_client(
@@ -200,12 +198,12 @@ def erase_client(
     with tenant(runtime.db, principal) as tx:
         client = access_client(tx, principal, "manage", client_id)
         held = tx.execute(_HELD, (client.id,)).fetchall()
-    done = {row[0]: _revoke_held(runtime, principal, row) for row in held}
+    done = {row[0]: revoke_held(runtime, principal.org_id, row) for row in held}
     with tenant(runtime.db, principal) as tx:
         client = access_client(tx, principal, "manage", client.id)
         for row in tx.execute(_HELD, (client.id,)).fetchall():
             if row[0] not in done:  # connected while we were revoking
-                done[row[0]] = _revoke_held(runtime, principal, row)
+                done[row[0]] = revoke_held(runtime, principal.org_id, row)
         # Tokens first: even if a later step fails and is retried, no query in between
         # could still use them (the whole transaction commits or nothing does).
         tx.execute(
@@ -243,21 +241,6 @@ def erase_client(
             ),
         )
     return Erasure(client.id, len(dataset_ids), disconnected)
-
-
-def _revoke_held(runtime: Runtime, principal: Principal, row: Any) -> Disconnected:
-    connection_id, platform, ciphertext, external_user_id = row
-    if ciphertext is None:
-        return Disconnected(connection_id, platform, Revocation(False, "no_token"))
-    revocation = revoke_stored(
-        runtime,
-        org_id=principal.org_id,
-        connection_id=connection_id,
-        platform_name=platform,
-        ciphertext=bytes(ciphertext),
-        external_user_id=external_user_id,
-    )
-    return Disconnected(connection_id, platform, revocation)
 
 
 def export_dir(runtime: Runtime) -> Path:

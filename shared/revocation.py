@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from shared.platforms.base import TokenSet
     from shared.runtime import Runtime
 
-__all__ = ["Disconnected", "Revocation", "revoke_stored", "revoke_tokens"]
+__all__ = ["HELD", "Disconnected", "Revocation", "revoke_held", "revoke_stored", "revoke_tokens"]
 
 # The provider refused the token as dead: nobody can use it any more.
 _ALREADY_DEAD = "failed:invalid_grant"
@@ -86,6 +86,26 @@ def revoke_tokens(runtime: Runtime, platform: registry.Platform, tokens: TokenSe
     return _revoke(
         runtime, platform, tokens.refresh_token or tokens.access_token, tokens.external_user_id
     )
+
+
+# The columns `revoke_held` reads, in its order: what a connection holds at the provider.
+HELD = "id::text, platform, token_ciphertext, external_account_id"
+
+
+def revoke_held(runtime: Runtime, org_id: str, held: tuple[Any, ...]) -> Disconnected:
+    """Revoke what a connection row (`HELD` columns) holds; nothing stored is `no_token`."""
+    connection_id, platform, ciphertext, external_user_id = held
+    if ciphertext is None:  # no token was stored: nothing at the provider to give back
+        return Disconnected(connection_id, platform, Revocation(False, "no_token"))
+    revocation = revoke_stored(
+        runtime,
+        org_id=org_id,
+        connection_id=connection_id,
+        platform_name=platform,
+        ciphertext=bytes(ciphertext),
+        external_user_id=external_user_id,
+    )
+    return Disconnected(connection_id, platform, revocation)
 
 
 def revoke_stored(

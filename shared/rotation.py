@@ -1,8 +1,9 @@
 """Key rotation: re-encrypt every stored token with the newest key version.
 
-Procedure (`cosma rotate-keys`, then `cosma keys-check`):
+Procedure (`cosma rotate-keys`, then `cosma keys-check --retire`):
 1. Add a key version (locally `LocalSecrets.add_key_version()`; in the cloud a
-   new version of the keyring secret, mounted into the functions and the job).
+   new version of the keyring secret, mounted into the functions). Running
+   instances pick it up within `keyring_refresh_s` (`shared.keyring`).
 2. `rotate()` walks `connections` in primary-key order, in batches, each batch
    one transaction: rows not on the newest version are locked with
    `FOR UPDATE SKIP LOCKED`, opened (the envelope binding is checked), sealed
@@ -11,9 +12,13 @@ Procedure (`cosma rotate-keys`, then `cosma keys-check`):
    on an old version. Rows locked by a concurrent token refresh are skipped
    and picked up by the next pass; the run repeats passes until one makes no
    progress.
-3. `census()` counts tokens per key version. When no token remains on a
-   version, that version can be retired (disabled in Secret Manager, or
-   `LocalSecrets.retire_key_version`).
+   `converge()` repeats the rotation until it is final: an instance may seal
+   with an old version until the grace after the newest first sealed
+   (`shared.retirement`), so it waits for that moment, then makes a last pass;
+   after it, no token is on an old version and none can appear.
+3. `census()` counts tokens per key version. A version may be retired when no
+   token is on it and the grace has passed (`retirement.decide`); then it is
+   disabled in Secret Manager, or deleted with `LocalSecrets.retire_key_version`.
 
 The rotation runs as the worker role (`runtime.worker_db`): it has select and
 update on connections under the `worker_all` policy and nothing more. In the
@@ -34,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from shared import retirement
 from shared.cipher import DEFAULT_PURPOSE, TokenCipher
 from shared.errors import InvalidToken
 
@@ -185,3 +191,70 @@ def _one_pass(
         progress.seconds = clock() - started
         if on_batch is not None:
             on_batch(progress)
+
+
+def converge(
+    db: Database,
+    snapshot: Callable[[], TokenCipher],
+    *,
+    record: Callable[[str], None],
+    grace: float,
+    refresh: float,
+    batch_size: int = DEFAULT_BATCH,
+    on_batch: Callable[[Progress], None] | None = None,
+    on_wait: Callable[[float, str], None] | None = None,
+    wait: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.perf_counter,
+    max_rounds: int = 5,
+) -> Progress:
+    """Re-encrypt until no token is on an old version and none can appear.
+
+    Each round reads the keyring afresh (`snapshot()`), notes that its newest
+    version seals from now on (`record`, which starts the grace if no instance
+    has yet), and rotates. Until the grace after the newest first sealed, an
+    instance that has not re-read its keyring may still seal with an older
+    version: with `wait`, the round then sleeps until that moment (`on_wait`
+    gets the seconds left and the version) and goes again. A keyring that gained
+    a version meanwhile simply makes the next round rotate to it.
+    """
+    started = clock()
+    total: Progress | None = None
+    for _ in range(max_rounds):
+        cipher = snapshot()
+        record(cipher.newest_version)
+        since, before = retirement.primary_since(db)
+        settled_at = retirement.sealing_settled_at(
+            since, cipher.newest_version, grace=grace, refresh=refresh
+        )
+        progress = rotate(db, cipher, batch_size=batch_size, on_batch=on_batch, clock=clock)
+        total = progress if total is None else _merged(total, progress)
+        # Final only if the whole round ran after every instance sealed with the newest.
+        if settled_at is None or not wait or before >= settled_at:
+            break
+        _, now = retirement.primary_since(db)
+        left = (settled_at - now).total_seconds()
+        while left > 0:
+            if on_wait is not None:
+                on_wait(left, cipher.newest_version)
+            step = min(left, 10.0)
+            sleep(step)
+            left -= step
+    if total is None:  # max_rounds < 1
+        raise ValueError("max_rounds must be positive")
+    total.seconds = clock() - started
+    return total
+
+
+def _merged(total: Progress, later: Progress) -> Progress:
+    failed = total.failed + [c for c in later.failed if c not in total.failed]
+    return Progress(
+        newest_version=later.newest_version,
+        total=total.total + later.total,
+        rotated=total.rotated + later.rotated,
+        failed=failed,
+        batches=total.batches + later.batches,
+        passes=total.passes + later.passes,
+        remaining=later.remaining,
+        seconds=total.seconds + later.seconds,
+    )

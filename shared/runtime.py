@@ -21,8 +21,8 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.authn import Authenticator
-    from shared.cipher import TokenCipher
     from shared.db import Database
+    from shared.keyring import LiveCipher
     from shared.platforms.registry import Registry
     from shared.ratelimit import RateLimiter
     from shared.secrets import Secrets
@@ -97,12 +97,30 @@ class Runtime:
         return secrets_from_settings(self.settings)
 
     @cached_property
-    def cipher(self) -> TokenCipher:
-        """Built from the keyring once per instance: a new key version reaches an
-        instance when it restarts, which is why rotation repeats its passes."""
-        from shared.cipher import TokenCipher
+    def cipher(self) -> LiveCipher:
+        """The token cipher, kept current with the keyring while the instance runs
+        (`shared.keyring`): a rotation reaches it without a restart."""
+        from shared.keyring import LiveCipher
 
-        return TokenCipher(self.secrets.keyring(), clock=self.clock)
+        return LiveCipher(
+            self.secrets.keyring,
+            refresh_s=self.settings.keyring_refresh_s,
+            wall_clock=self.clock,
+            on_primary=self._record_primary,
+        )
+
+    def _record_primary(self, version: str) -> None:
+        """Record, once, when a key version first sealed a token (`shared.retirement`).
+        With no database configured nothing sealed can be stored, so there is nothing
+        to record."""
+        if not (self.settings.database_url or self.settings.worker_database_url):
+            return
+        from shared import retirement
+
+        # The functions that seal hold one role each: oauth the app's, sync the worker's.
+        retirement.record_primary(
+            self.db if self.settings.database_url else self.worker_db, version
+        )
 
     @cached_property
     def authenticator(self) -> Authenticator:

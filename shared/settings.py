@@ -42,12 +42,25 @@ class Settings:
     clerk_issuer: str = ""
     clerk_jwks_url: str = ""
     clerk_jwt_key: str = ""
+    # More exact issuers a session token may name besides `clerk_issuer` (the
+    # instance's Frontend API URL): its proxy URL, each satellite domain's.
+    clerk_other_issuers: tuple[str, ...] = ()
+    # Audiences a session token's `aud` may name; a token with any other `aud` is
+    # refused (Clerk sets one only when a custom session template does).
+    clerk_audiences: tuple[str, ...] = ()
     # Secrets: where the keyring is mounted (cloud) or kept (local).
     keyring_dir: Path | None = None
     secrets_dir: Path | None = None
     gcp_project: str = ""
     keyring_secret_name: str = "token-keyring"  # noqa: S105 (a secret's name, not a value)
     secret_manager_endpoint: str = ""
+    # Key rotation (shared.keyring, shared.retirement): an instance re-reads the
+    # keyring at least this often before sealing a token, and an old key version
+    # may be retired only this long after a newer one was first used to seal. The
+    # grace covers the refresh and the longest request (540 s) an instance of the
+    # previous deployment may still be finishing; it is never less than the refresh.
+    keyring_refresh_s: float = 60.0
+    key_retire_grace_s: float = 600.0
     # Warehouse.
     warehouse: str = "duckdb"
     warehouse_dir: Path | None = None
@@ -124,11 +137,15 @@ class Settings:
             "clerk_issuer": get("CLERK_ISSUER"),
             "clerk_jwks_url": get("CLERK_JWKS_URL"),
             "clerk_jwt_key": env.get("CLERK_JWT_KEY", ""),
+            "clerk_other_issuers": _split(get("CLERK_OTHER_ISSUERS")),
+            "clerk_audiences": _split(get("CLERK_AUDIENCES")),
             "keyring_dir": path("COSMA_KEYRING_DIR"),
             "secrets_dir": path("COSMA_SECRETS_DIR"),
             "gcp_project": get("GCP_PROJECT"),
             "keyring_secret_name": get("COSMA_KEYRING_SECRET", "token-keyring"),
             "secret_manager_endpoint": get("SECRET_MANAGER_ENDPOINT"),
+            "keyring_refresh_s": float(get("COSMA_KEYRING_REFRESH_S", "60")),
+            "key_retire_grace_s": float(get("COSMA_KEY_RETIRE_GRACE_S", "600")),
             "warehouse": get("COSMA_WAREHOUSE", "bigquery" if get("GCP_PROJECT") else "duckdb"),
             "warehouse_dir": path("COSMA_WAREHOUSE_DIR"),
             "bigquery_endpoint": get("BIGQUERY_ENDPOINT"),

@@ -54,15 +54,35 @@ def rdb(pg: localdb.LocalDatabase) -> Iterator[RotationDb]:
 
 @pytest.fixture
 def clean(rdb: RotationDb) -> RotationDb:
-    """Each test starts with no stored token (rows of earlier tests are cleared)."""
+    """Each test starts with no stored token and no key version on record (rows of
+    earlier tests are cleared)."""
     with psycopg.connect(rdb.admin_url, autocommit=True) as conn:
         conn.execute("delete from connections")
+        conn.execute("delete from key_versions")
     return rdb
 
 
 @pytest.fixture
 def keys(tmp_path: Path) -> LocalSecrets:
     return LocalSecrets(tmp_path / "keys")
+
+
+def cli_env(
+    rdb: RotationDb, keys: LocalSecrets, tmp_path: Path, *, grace: float = 0, refresh: float = 0
+) -> dict[str, str]:
+    """The rotation commands' environment: the worker role, this test's keys. A zero
+    grace and refresh unless a test is about them: nothing else runs beside these."""
+    env = {
+        **os.environ,
+        "COSMA_ENV": "test",
+        "WORKER_DATABASE_URL": rdb.worker_url,
+        "COSMA_KEYRING_DIR": str(keys.dir),
+        "COSMA_HOME": str(tmp_path / "home"),
+        "COSMA_KEY_RETIRE_GRACE_S": str(grace),
+        "COSMA_KEYRING_REFRESH_S": str(refresh),
+    }
+    env.pop("DATABASE_URL", None)
+    return env
 
 
 def token_for(i: int) -> str:
@@ -180,14 +200,7 @@ def test_a_killed_rotation_command_resumes_and_finishes(
 ) -> None:
     rows = store(clean, TokenCipher(keys.keyring()), 1500)
     keys.add_key_version()
-    env = {
-        **os.environ,
-        "COSMA_ENV": "test",
-        "WORKER_DATABASE_URL": clean.worker_url,
-        "COSMA_KEYRING_DIR": str(keys.dir),
-        "COSMA_HOME": str(tmp_path / "home"),
-    }
-    env.pop("DATABASE_URL", None)
+    env = cli_env(clean, keys, tmp_path)
     cmd = [sys.executable, "-m", "cosma.cli", "rotate-keys", "--no-new-key", "--batch-size", "5"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -280,14 +293,7 @@ def test_rotate_keys_then_keys_check_then_retire(
     clean: RotationDb, keys: LocalSecrets, tmp_path: Path
 ) -> None:
     rows = store(clean, TokenCipher(keys.keyring()), 7)
-    env = {
-        **os.environ,
-        "COSMA_ENV": "test",
-        "WORKER_DATABASE_URL": clean.worker_url,
-        "COSMA_KEYRING_DIR": str(keys.dir),
-        "COSMA_HOME": str(tmp_path / "home"),
-    }
-    env.pop("DATABASE_URL", None)
+    env = cli_env(clean, keys, tmp_path)
     check = run_cli(["keys-check"], env)
     assert check.returncode == 0, check.stderr
     assert "1 (newest): 7" in check.stdout
@@ -308,3 +314,140 @@ def test_rotate_keys_then_keys_check_then_retire(
     assert "version 1: retired" in check.stdout and "version 2: retired" in check.stdout
     assert [v for v, _ in keys.keyring()] == ["3"]
     assert_all_open(clean, TokenCipher(keys.keyring()), rows)
+
+
+# ---------------------------------------------------------------- while instances run
+
+
+def test_rotate_keys_waits_out_the_grace_and_re_encrypts_what_a_lagging_instance_sealed(
+    clean: RotationDb, keys: LocalSecrets, tmp_path: Path
+) -> None:
+    old = TokenCipher(keys.keyring())
+    rows = store(clean, old, 40)
+    env = cli_env(clean, keys, tmp_path, grace=3, refresh=1)
+    cmd = [sys.executable, "-m", "cosma.cli", "rotate-keys", "--batch-size", "7"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    seen: list[str] = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("waiting "):
+            break
+    assert seen and seen[-1].startswith("waiting "), seen
+    assert "last pass to version 2" in seen[-1]
+    # An instance that has not re-read its keyring yet seals a token with version 1.
+    rows.update(store(clean, old, 1))
+    assert rotation.census(clean.worker) == {"1": 1, "2": 40}
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "done: 41 re-encrypted" in out and ", 0 still on an old version" in out
+    assert rotation.census(clean.worker) == {"2": 41}
+    assert_all_open(clean, TokenCipher([keys.keyring()[0]]), rows)
+
+
+def test_rotation_progress_is_shown_at_most_once_a_second_on_a_long_pass(
+    clean: RotationDb, keys: LocalSecrets, tmp_path: Path
+) -> None:
+    store(clean, TokenCipher(keys.keyring()), 2000)
+    done = run_cli(["rotate-keys", "--batch-size", "1"], cli_env(clean, keys, tmp_path))
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("rotated ")]
+    # 2000 batches: the first, about one a second, and the last.
+    assert lines[0].startswith("rotated 1/2000") and lines[-1].startswith("rotated 2000/2000")
+    assert 2 <= len(lines) <= 60, lines
+
+
+def test_keys_check_refuses_to_retire_within_the_grace_and_says_until_when(
+    clean: RotationDb, keys: LocalSecrets, tmp_path: Path
+) -> None:
+    rows = store(clean, TokenCipher(keys.keyring()), 5)
+    env = cli_env(clean, keys, tmp_path, grace=3600, refresh=60)
+    rotate = run_cli(["rotate-keys", "--no-wait"], env)
+    assert rotate.returncode == 0, rotate.stderr
+    assert "may still seal with an older version" in rotate.stdout
+    assert rotation.census(clean.worker) == {"2": 5}
+
+    check = run_cli(["keys-check", "--retire"], env)
+    assert check.returncode == 1, check.stdout
+    assert "version 1: not yet retirable: an instance may still seal with version 1" in check.stdout
+    assert " UTC (in 3" in check.stdout and "COSMA_KEY_RETIRE_GRACE_S" in check.stdout
+    assert [v for v, _ in keys.keyring()] == ["2", "1"]
+
+    # The same check with the grace over: retired.
+    check = run_cli(["keys-check", "--retire"], cli_env(clean, keys, tmp_path))
+    assert check.returncode == 0, check.stdout
+    assert "version 1: retired" in check.stdout
+    assert [v for v, _ in keys.keyring()] == ["2"]
+    assert_all_open(clean, TokenCipher(keys.keyring()), rows)
+
+
+def test_retiring_is_refused_while_a_token_is_on_the_version_or_nothing_newer_sealed(
+    clean: RotationDb, keys: LocalSecrets
+) -> None:
+    from shared import retirement
+
+    store(clean, TokenCipher(keys.keyring()), 2)
+    version = str(800_000 + os.getpid() % 99_999)  # a version no other test records
+    keys.keyring()
+    os.link(keys.dir / "1", keys.dir / version)
+    versions = [v for v, _ in keys.keyring()]
+    assert versions == [version, "1"]
+
+    newest = retirement.decide(clean.worker, versions, version, grace=0, refresh=0)
+    assert not newest.allowed and "is the newest" in newest.reason
+    unknown = retirement.decide(clean.worker, versions, "7", grace=0, refresh=0)
+    assert not unknown.allowed and "not in the keyring" in unknown.reason
+    # Nothing has sealed with the new version yet: an instance may still seal with 1.
+    early = retirement.decide(clean.worker, versions, "1", grace=0, refresh=0)
+    assert not early.allowed and "has sealed a token yet" in early.reason
+    retirement.record_primary(clean.worker, version)
+    held = retirement.decide(clean.worker, versions, "1", grace=0, refresh=0)
+    assert not held.allowed and held.reason.startswith("2 token(s) are still sealed with version 1")
+    # The grace is never shorter than the refresh interval it covers.
+    waiting = retirement.decide(clean.worker, versions, "1", grace=0, refresh=300)
+    assert not waiting.allowed and waiting.allowed_at is not None
+    assert "grace of 300 s" in waiting.reason
+
+
+def test_with_secret_manager_the_commands_say_what_to_do_and_when(
+    clean: RotationDb, tmp_path: Path
+) -> None:
+    """The cloud's keyring: Secret Manager versions, read through its API by the
+    commands; the grace is recorded in the same database table as locally."""
+    from cryptography.fernet import Fernet
+
+    from tests.support.secret_manager_server import secret_manager
+
+    with secret_manager() as (fake, _, url):
+        first = Fernet.generate_key()
+        fake.add("cosma-fernet-keyring", first)
+        rows = store(clean, TokenCipher([("1", first)]), 4)
+        second = Fernet.generate_key()
+        fake.add("cosma-fernet-keyring", second)
+        env = {
+            **os.environ,
+            "COSMA_ENV": "prod",
+            "GCP_PROJECT": fake.project,
+            "SECRET_MANAGER_ENDPOINT": url,
+            "COSMA_KEYRING_SECRET": "cosma-fernet-keyring",
+            "WORKER_DATABASE_URL": clean.worker_url,
+            "COSMA_HOME": str(tmp_path / "home"),
+            "COSMA_KEY_RETIRE_GRACE_S": "2",
+            "COSMA_KEYRING_REFRESH_S": "1",
+        }
+        env.pop("DATABASE_URL", None)
+        env.pop("COSMA_KEYRING_DIR", None)
+        added = run_cli(["rotate-keys"], env)
+        assert added.returncode == 2 and "keyring_versions" in added.stderr
+        early = run_cli(["keys-check", "--retire"], env)
+        assert early.returncode == 1 and "4 token(s) on an old version" in early.stdout
+        rotate = run_cli(["rotate-keys", "--no-new-key"], env)
+        assert rotate.returncode == 0, rotate.stdout + rotate.stderr
+        assert "waiting " in rotate.stdout and ", 0 still on an old version" in rotate.stdout
+        check = run_cli(["keys-check", "--retire"], env)
+        assert check.returncode == 0, check.stdout
+        assert (
+            "version 1 can be retired: drop it from keyring_versions, apply, then disable it:"
+            " `gcloud secrets versions disable 1 --secret=cosma-fernet-keyring`" in check.stdout
+        )
+        assert_all_open(clean, TokenCipher([("2", second)]), rows)

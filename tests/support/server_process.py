@@ -1,14 +1,17 @@
 """One real server process: `python -m tests.support.server_process`.
 
 Builds a `Runtime` from `Settings.from_env()` (the environment the parent
-passes), serves every function through `LocalServer` on a free loopback port,
-and prints `port=<n>` on stdout once it is listening. Several of these on one
-database are several instances of the system, as in the cloud.
+passes), serves every function through `LocalServer` on a free loopback port
+(or on `PORT`, when the parent must know it beforehand, e.g. for
+`COSMA_PUBLIC_URL`), and prints `port=<n>` on stdout once it is listening.
+Several of these on one database are several instances of the system, as in
+the cloud.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from cosma.server import LocalServer, make_local_server
@@ -19,7 +22,8 @@ from shared.settings import Settings
 def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     runtime = Runtime(Settings.from_env())
-    server = make_local_server("127.0.0.1", 0, LocalServer(runtime))
+    port = int(os.environ.get("PORT", "0"))
+    server = make_local_server("127.0.0.1", port, LocalServer(runtime))
     print(f"port={server.server_port}", flush=True)
     try:
         server.serve_forever()

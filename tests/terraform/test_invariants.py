@@ -187,6 +187,15 @@ def test_user_facing_functions_trust_only_the_load_balancers_forwarded_for(name:
     assert function_calls()[name]["environment"]["COSMA_TRUSTED_XFF_ENTRIES"] == "2"
 
 
+@pytest.mark.parametrize("name", USER_FACING)
+def test_user_facing_functions_get_every_clerk_issuer_and_audience(name: str) -> None:
+    # The same exact lists everywhere a session token is verified.
+    env = function_calls()[name]["environment"]
+    assert env["CLERK_ISSUER"] == "${var.clerk_issuer}"
+    assert env["CLERK_OTHER_ISSUERS"] == '${join(",", var.clerk_other_issuers)}'
+    assert env["CLERK_AUDIENCES"] == '${join(",", var.clerk_audiences)}'
+
+
 def test_the_private_worker_trusts_no_forwarded_for() -> None:
     assert "COSMA_TRUSTED_XFF_ENTRIES" not in function_calls()["sync"]["environment"]
 

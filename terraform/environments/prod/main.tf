@@ -15,6 +15,8 @@ module "cosma" {
   clerk_issuer        = var.clerk_issuer
   clerk_jwks_url      = var.clerk_jwks_url
   clerk_jwt_key       = var.clerk_jwt_key
+  clerk_other_issuers = var.clerk_other_issuers
+  clerk_audiences     = var.clerk_audiences
   platform_client_ids = var.platform_client_ids
   keyring_versions    = var.keyring_versions
   archive_dir         = var.archive_dir

@@ -22,6 +22,16 @@ variable "clerk_jwt_key" {
   default = null
 }
 
+variable "clerk_other_issuers" {
+  type    = list(string)
+  default = null
+}
+
+variable "clerk_audiences" {
+  type    = list(string)
+  default = null
+}
+
 variable "keyring_versions" {
   type    = list(string)
   default = null

@@ -93,6 +93,8 @@ module "auth" {
     CLERK_ISSUER              = var.clerk_issuer
     CLERK_JWKS_URL            = var.clerk_jwks_url
     CLERK_JWT_KEY             = var.clerk_jwt_key
+    CLERK_OTHER_ISSUERS       = join(",", var.clerk_other_issuers)
+    CLERK_AUDIENCES           = join(",", var.clerk_audiences)
   }
   secret_environment = {
     DATABASE_URL = module.secrets.ids["database-url"]
@@ -128,6 +130,8 @@ module "oauth" {
     CLERK_ISSUER              = var.clerk_issuer
     CLERK_JWKS_URL            = var.clerk_jwks_url
     CLERK_JWT_KEY             = var.clerk_jwt_key
+    CLERK_OTHER_ISSUERS       = join(",", var.clerk_other_issuers)
+    CLERK_AUDIENCES           = join(",", var.clerk_audiences)
     COSMA_KEYRING_DIR         = "/secrets/keyring"
     GOOGLE_ADS_CLIENT_ID      = var.platform_client_ids["GOOGLE_ADS"]
     META_CLIENT_ID            = var.platform_client_ids["META"]
@@ -180,6 +184,8 @@ module "datasets" {
     CLERK_ISSUER              = var.clerk_issuer
     CLERK_JWKS_URL            = var.clerk_jwks_url
     CLERK_JWT_KEY             = var.clerk_jwt_key
+    CLERK_OTHER_ISSUERS       = join(",", var.clerk_other_issuers)
+    CLERK_AUDIENCES           = join(",", var.clerk_audiences)
     # The accounts this function grants dataset READER and WRITER.
     BQ_QUERY_SA = module.query.service_account_email
     BQ_SYNC_SA  = module.sync.service_account_email
@@ -240,6 +246,8 @@ module "query" {
     CLERK_ISSUER              = var.clerk_issuer
     CLERK_JWKS_URL            = var.clerk_jwks_url
     CLERK_JWT_KEY             = var.clerk_jwt_key
+    CLERK_OTHER_ISSUERS       = join(",", var.clerk_other_issuers)
+    CLERK_AUDIENCES           = join(",", var.clerk_audiences)
   }
   secret_environment = {
     DATABASE_URL = module.secrets.ids["database-url"]

@@ -38,6 +38,20 @@ variable "clerk_issuer" {
   description = "Clerk Frontend API URL, the issuer of session tokens (CLERK_ISSUER)."
 }
 
+variable "clerk_other_issuers" {
+  type        = list(string)
+  description = "More exact issuers a session token may name besides clerk_issuer: the instance's proxy URL, each satellite domain's Frontend API URL (CLERK_OTHER_ISSUERS)."
+  default     = []
+  nullable    = false
+}
+
+variable "clerk_audiences" {
+  type        = list(string)
+  description = "Audiences a session token's aud claim may name (CLERK_AUDIENCES); a token with any other aud is refused. Empty: only tokens without aud."
+  default     = []
+  nullable    = false
+}
+
 variable "clerk_jwks_url" {
   type        = string
   description = "Clerk JWKS URL (CLERK_JWKS_URL)."
