@@ -37,6 +37,7 @@ _MODULE_REF = re.compile(r"^\$\{module\.([a-z_]+)\.service_account_(?:email|memb
 _SECRET_REF = re.compile(r'module\.secrets\.ids\["([^"]+)"\]')
 # BigQuery's per-project service agent: not ours, Google's, named by project number.
 BIGQUERY_AGENT = "bq-<project number>@bigquery-encryption.iam.gserviceaccount.com"
+STORAGE_AGENT = "service-<project number>@gs-project-accounts.iam.gserviceaccount.com"
 
 
 @dataclass(frozen=True, order=True)
@@ -192,6 +193,23 @@ def grants(env: Environment) -> list[Grant]:
                 f"`{role}`",
                 "the Cloud KMS key `bigquery_kms_key_name`, when it is set",
                 "modules/warehouse",
+            )
+        )
+
+    # The export bucket: its one writer, and Cloud Storage's agent on the CMEK key.
+    for module, call in env.of_source("exports").items():
+        resources = env.resources(module)
+        role = _role(resources, "google_storage_bucket_iam_member", "writer")
+        out.append(
+            Grant(env.member(call["writer_email"]), f"`{role}`", "export bucket", "modules/exports")
+        )
+        role = _role(resources, "google_kms_crypto_key_iam_member", "storage_agent")
+        out.append(
+            Grant(
+                STORAGE_AGENT,
+                f"`{role}`",
+                "the Cloud KMS key `bigquery_kms_key_name`, when it is set",
+                "modules/exports",
             )
         )
 

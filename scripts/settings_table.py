@@ -85,7 +85,18 @@ MEANING = {
     "BQ_SYNC_SA": "the account granted WRITER on each new dataset (the sync function's)",
     "BQ_KMS_KEY": "the KMS key of each new dataset (CMEK; empty: Google-managed keys)",
     "BQ_RETRY_DEADLINE_S": "how long BigQuery calls are retried",
-    "COSMA_EXPORT_DIR": "where client exports are written (local mode: `.cosma/exports`)",
+    "COSMA_EXPORT_BUCKET": (
+        "the export bucket client exports go to (BigQuery's extract job writes into it);"
+        " empty: a local folder"
+    ),
+    "COSMA_EXPORT_DIR": (
+        "the local folder client exports go to without a bucket (local mode: `.cosma/exports`)"
+    ),
+    "COSMA_EXPORT_LINK_TTL_S": (
+        "seconds an export's download link works; after them it answers 410"
+        " (the bucket deletes exports days later)"
+    ),
+    "STORAGE_ENDPOINT": "another Cloud Storage endpoint (tests, emulators)",
     "COSMA_BYTES_BILLED_CAP": "the most bytes one report query may bill",
     "COSMA_QUERY_TIMEOUT_S": "how long one report query may run",
     "SYNC_AUDIENCE": "the `aud` the scheduler's OIDC token must carry: sync's own URL",

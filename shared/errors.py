@@ -9,6 +9,7 @@
     ├── NotFound                    404  missing, or not yours (no existence leak)
     ├── MethodNotAllowed            405
     ├── Conflict                    409
+    ├── Gone                        410  an export's download link past its expiry
     ├── PayloadTooLarge             413
     ├── UnsupportedMediaType        415  a body that is not JSON
     ├── ValidationFailed            422  pydantic errors, without the offending values
@@ -106,6 +107,10 @@ class MethodNotAllowed(CosmaError):
 
 class Conflict(CosmaError):
     status, slug, title = 409, "conflict", "Conflict"
+
+
+class Gone(CosmaError):
+    status, slug, title = 410, "gone", "Gone"
 
 
 class PayloadTooLarge(CosmaError):

@@ -18,18 +18,29 @@ with its work.
   ciphertext, deletes the client row (which cascades to connections, datasets,
   OAuth states and sync runs) and writes the audit record; audit rows are
   never deleted.
-- `export_client` writes the client's rows as Parquet files under the export
-  folder (a GCS bucket in the cloud would take this place; it is local here).
+- `export_client` has the warehouse write each dataset of the client as
+  Parquet into a fresh folder of the export sink (BigQuery's extract job into
+  the bucket in the cloud, a local folder here) and seals it with a manifest;
+  `export_download` streams one object of it back while its link is valid
+  (`shared.export`). Both audit records name the export.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared import errors
+from shared.export import (
+    Download,
+    Export,
+    ExportFolder,
+    export_prefix,
+    new_export_id,
+    open_download,
+    seal,
+)
 from shared.policy import Client, access_client
 from shared.revocation import HELD, Disconnected, revoke_held
 from shared.tenancy import TenantTransaction, tenant
@@ -243,29 +254,48 @@ def erase_client(
     return Erasure(client.id, len(dataset_ids), disconnected)
 
 
-def export_dir(runtime: Runtime) -> Path:
-    settings = runtime.settings
-    if settings.export_dir is not None:
-        return Path(settings.export_dir)
-    if settings.warehouse_dir is not None:
-        return Path(settings.warehouse_dir).parent / "exports"
-    return Path(".cosma/exports")
+def _export_folder(runtime: Runtime, org_id: str, client_id: str, export_id: str) -> ExportFolder:
+    return ExportFolder(runtime.exports, export_prefix(org_id, client_id, export_id))
 
 
 def export_client(
     runtime: Runtime, principal: Principal, audit: RequestAudit, client_id: str
-) -> list[Path]:
-    """The client's rows, one Parquet file per dataset, in a fresh folder."""
+) -> Export:
+    """The client's rows, as Parquet objects per dataset, in a fresh export folder."""
     with tenant(runtime.db, principal) as tx:
         client = access_client(tx, principal, "manage", client_id)
         rows = tx.execute(
             "select dataset_id from datasets where client_id = %s order by platform",
             (client.id,),
         ).fetchall()
-        stamp = dt.datetime.fromtimestamp(runtime.clock(), dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        dest = export_dir(runtime) / principal.org_id / client.id / stamp
-        files: list[Path] = []
+        now = dt.datetime.fromtimestamp(runtime.clock(), dt.UTC)
+        export_id = new_export_id(now)
+        folder = _export_folder(runtime, principal.org_id, client.id, export_id)
         for (dataset_id,) in rows:
-            files.extend(runtime.warehouse.export_parquet(dataset_id, dest))
-        audit.record(tx, resource=f"/clients/{client.id}/export", detail=f"files={len(files)}")
-    return files
+            runtime.warehouse.export_parquet(dataset_id, folder)
+        expires_at = now + dt.timedelta(seconds=runtime.settings.export_link_ttl_s)
+        done = seal(
+            folder, export_id=export_id, client_id=client.id, created_at=now, expires_at=expires_at
+        )
+        audit.record(
+            tx, resource=done.resource, detail=f"objects={len(done.objects)} rows={done.rows}"
+        )
+    return done
+
+
+def export_download(
+    runtime: Runtime,
+    principal: Principal,
+    audit: RequestAudit,
+    client_id: str,
+    export_id: str,
+    name: str,
+) -> Download:
+    """One object of an export of the client, while its link has not expired."""
+    with tenant(runtime.db, principal) as tx:
+        client = access_client(tx, principal, "manage", client_id)
+        folder = _export_folder(runtime, principal.org_id, client.id, export_id)
+        now = dt.datetime.fromtimestamp(runtime.clock(), dt.UTC)
+        download = open_download(folder, name, now)
+        audit.record(tx, resource=f"/clients/{client.id}/exports/{export_id}/{download.name}")
+    return download

@@ -22,6 +22,7 @@ from shared.settings import Settings
 if TYPE_CHECKING:
     from shared.authn import Authenticator
     from shared.db import Database
+    from shared.export import ExportSink
     from shared.keyring import LiveCipher
     from shared.platforms.registry import Registry
     from shared.ratelimit import RateLimiter
@@ -91,6 +92,29 @@ class Runtime:
         return DuckDBWarehouse(settings.warehouse_dir or Path(".cosma/warehouse"))
 
     @cached_property
+    def exports(self) -> ExportSink:
+        """Where client exports go: the export bucket when one is configured (google.cloud
+        .storage loads only then), else a local folder beside the warehouse."""
+        settings = self.settings
+        if settings.export_bucket:
+            from shared.export.gcs import GCSExportSink
+
+            return GCSExportSink(
+                settings.export_bucket,
+                project=settings.gcp_project,
+                endpoint=settings.storage_endpoint,
+            )
+        from pathlib import Path
+
+        from shared.export.local import LocalExportSink
+
+        if settings.export_dir is not None:
+            return LocalExportSink(settings.export_dir)
+        if settings.warehouse_dir is not None:
+            return LocalExportSink(Path(settings.warehouse_dir).parent / "exports")
+        return LocalExportSink(Path(".cosma/exports"))
+
+    @cached_property
     def secrets(self) -> Secrets:
         from shared.secrets import secrets_from_settings
 
@@ -148,7 +172,7 @@ class Runtime:
         return observability.init_sentry(self.settings, lambda: self.secrets)
 
     def close(self) -> None:
-        for name in ("db", "worker_db", "warehouse"):
+        for name in ("db", "worker_db", "warehouse", "exports"):
             adapter: Any = self.__dict__.get(name)
             if adapter is not None:
                 adapter.close()

@@ -70,8 +70,13 @@ class Settings:
     # Default Cloud KMS key of new datasets (CMEK); empty: Google-managed keys.
     bq_kms_key: str = ""
     bq_retry_deadline_s: float = 30.0
-    # Client exports (erasure requests); a GCS bucket in the cloud, a local folder here.
+    # Client exports (GDPR/DPA requests): a Cloud Storage bucket in the cloud, else a
+    # local folder; how long an export's download link lasts (the bucket deletes
+    # exports some days later, see terraform/modules/exports).
+    export_bucket: str = ""
     export_dir: Path | None = None
+    storage_endpoint: str = ""
+    export_link_ttl_s: int = 3600
     bytes_billed_cap: int = 10 * 1024**3
     query_timeout_s: float = 30.0
     # Sync trigger (Cloud Scheduler OIDC).
@@ -153,7 +158,10 @@ class Settings:
             "bq_sync_sa": get("BQ_SYNC_SA"),
             "bq_kms_key": get("BQ_KMS_KEY"),
             "bq_retry_deadline_s": float(get("BQ_RETRY_DEADLINE_S", "30")),
+            "export_bucket": get("COSMA_EXPORT_BUCKET"),
             "export_dir": path("COSMA_EXPORT_DIR"),
+            "storage_endpoint": get("STORAGE_ENDPOINT"),
+            "export_link_ttl_s": int(get("COSMA_EXPORT_LINK_TTL_S", "3600")),
             "bytes_billed_cap": int(get("COSMA_BYTES_BILLED_CAP", str(10 * 1024**3))),
             "query_timeout_s": float(get("COSMA_QUERY_TIMEOUT_S", "30")),
             "sync_audience": get("SYNC_AUDIENCE"),

@@ -4,7 +4,10 @@
     GET    /datasets?client_id=           the client's datasets (anyone who sees the client)
     DELETE /datasets/{client_id}/{platform}  drop one dataset and its rows (admin)
     DELETE /clients/{client_id}           erase the client: datasets, tokens, rows (admin)
-    POST   /clients/{client_id}/export    the client's rows as Parquet files (admin)
+    POST   /clients/{client_id}/export    the client's rows as Parquet objects, with a
+                                          manifest and links that expire (admin)
+    GET    /clients/{client_id}/exports/{export_id}/{name}
+                                          download one object of an export (admin)
     GET    /audit                         the organization's audit records, hash chain
                                           included, page by page (admin)
 
@@ -46,6 +49,13 @@ class DropPath(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
     client_id: uuid.UUID
     platform: Platform
+
+
+class DownloadPath(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+    client_id: uuid.UUID
+    export_id: str = Field(pattern=r"^[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}$")
+    name: str = Field(pattern=r"^[a-z0-9_-]{1,128}$")
 
 
 class AuditQuery(BaseModel):
@@ -94,9 +104,30 @@ def erase(ctx: Context, client_id: str) -> Response:
 
 @router.route("POST", "/clients/{client_id}/export", action="clients.export")
 def export(ctx: Context, client_id: str) -> Response:
-    """Export a client's rows as Parquet files."""
-    files = provisioning.export_client(ctx.runtime, ctx.principal(), ctx.audit, client_id)
-    return json_response({"files": [f.name for f in files]})
+    """Export a client's rows as Parquet objects, with a manifest and download links."""
+    done = provisioning.export_client(ctx.runtime, ctx.principal(), ctx.audit, client_id)
+    return json_response(done.public(ctx.runtime.settings.public_url))
+
+
+@router.route(
+    "GET", "/clients/{client_id}/exports/{export_id}/{name}", action="clients.export_download"
+)
+def export_download(ctx: Context, client_id: str, export_id: str, name: str) -> Response:
+    """Download one object of an export until its link expires."""
+    path = validate(DownloadPath, {"client_id": client_id, "export_id": export_id, "name": name})
+    download = provisioning.export_download(
+        ctx.runtime, ctx.principal(), ctx.audit, str(path.client_id), path.export_id, path.name
+    )
+    # Streamed in pieces: an export never sits whole in this function's memory.
+    return Response(
+        download.chunks,
+        mimetype=download.content_type,
+        headers={
+            "Content-Length": str(download.size),
+            "Content-Disposition": f'attachment; filename="{download.name}"',
+        },
+        direct_passthrough=True,
+    )
 
 
 @router.route("GET", "/audit", action="audit.export", query=AuditQuery)

@@ -18,9 +18,18 @@
   a staging table that expires on its own, then one multi-statement
   transaction that deletes the slice and inserts from staging. If either step
   fails the table is untouched; the staging table is dropped in every case.
+  BigQuery cancels one of two transactions mutating one table at once
+  ("concurrent update"), and two connections may load one dataset: the
+  transaction is retried on that error alone, with backoff, for at most
+  `load_retry_deadline_s` (the staged rows are still there, so a retry
+  converges to the same slice).
 - Every query carries named parameters, the bytes-billed cap, labels and a
   job timeout, and runs in the given location.
-- Library errors map to `shared.errors` once, in `_translated`.
+- An export is an extract job of the daily table to Parquet, straight into the
+  export bucket, run in the dataset's location: no row passes through here.
+- Library errors map to `shared.errors` once, in `_translated`, by the error's
+  reason before its class: a query over the bytes cap fails inside the finished
+  job with `bytesBilledLimitExceeded`, which the client raises as a 500.
 """
 
 from __future__ import annotations
@@ -33,11 +42,11 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
 from google.api_core import exceptions as api_exceptions
+from google.api_core.retry import Retry
 from google.auth import exceptions as auth_exceptions
 from google.cloud import bigquery
 from google.cloud.bigquery.retry import DEFAULT_RETRY
@@ -46,8 +55,10 @@ from shared import errors
 from shared.warehouse.ids import check_dataset_id
 from shared.warehouse.port import (
     LOCATIONS,
+    WRONG_LOCATION,
     DatasetSpec,
     Dialect,
+    ExportTarget,
     QueryParam,
     QueryResult,
     Warehouse,
@@ -74,6 +85,36 @@ def _reason(exc: api_exceptions.GoogleAPICallError) -> str:
         return ""
 
 
+def _concurrent_update(exc: BaseException) -> bool:
+    """BigQuery's answer to a transaction cancelled for another one on the same table
+    ("Transaction is aborted due to concurrent update against table ...", or "Could not
+    serialize access to table ... due to concurrent update"), reason invalidQuery."""
+    return isinstance(exc, api_exceptions.BadRequest) and "concurrent update" in str(exc)
+
+
+def _ours(exc: api_exceptions.GoogleAPICallError) -> errors.CosmaError:
+    """The error of ours for a Google API error: by its reason first (a finished job's
+    reason comes with whatever status the client picked for it), then by its class."""
+    reason = _reason(exc)
+    if reason == _BYTES_CAP_REASON:
+        return errors.ValidationFailed("The query would read more than allowed.")
+    if reason in ("rateLimitExceeded", "quotaExceeded", "jobRateLimitExceeded"):
+        return errors.Unavailable("The warehouse is busy; retry later.")
+    if isinstance(exc, api_exceptions.NotFound):
+        if "in location" in str(exc):
+            return errors.NotFound(WRONG_LOCATION)
+        return errors.NotFound("No such dataset or table.")
+    if isinstance(exc, api_exceptions.Forbidden):
+        return errors.Forbidden("The warehouse refused access.")
+    if isinstance(exc, api_exceptions.Conflict):
+        return errors.Conflict("The warehouse resource already exists.")
+    if isinstance(exc, api_exceptions.BadRequest):
+        if _concurrent_update(exc):
+            return errors.Unavailable("The warehouse is busy; retry later.")
+        return errors.ValidationFailed("The warehouse rejected the statement.")
+    return errors.Unavailable("The warehouse is unavailable.")
+
+
 @contextmanager
 def _translated() -> Iterator[None]:
     """google-cloud-bigquery errors become ours here, once. Messages never carry SQL."""
@@ -81,21 +122,14 @@ def _translated() -> Iterator[None]:
         yield
     except errors.CosmaError:
         raise
-    except api_exceptions.NotFound as exc:
-        raise errors.NotFound("No such dataset or table.") from exc
-    except api_exceptions.Forbidden as exc:
-        if _reason(exc) in ("rateLimitExceeded", "quotaExceeded"):
-            raise errors.Unavailable("The warehouse is busy; retry later.") from exc
-        raise errors.Forbidden("The warehouse refused access.") from exc
-    except api_exceptions.Conflict as exc:
-        raise errors.Conflict("The warehouse resource already exists.") from exc
-    except api_exceptions.BadRequest as exc:
-        if _reason(exc) == _BYTES_CAP_REASON:
-            raise errors.ValidationFailed("The query would read more than allowed.") from exc
-        raise errors.ValidationFailed("The warehouse rejected the statement.") from exc
+    except api_exceptions.GoogleAPICallError as exc:
+        raise _ours(exc) from exc
+    except api_exceptions.RetryError as exc:
+        # Retries ran out: the last error says why (a concurrent update: busy).
+        if isinstance(exc.cause, api_exceptions.GoogleAPICallError):
+            raise _ours(exc.cause) from exc
+        raise errors.Unavailable("The warehouse is unavailable.") from exc
     except (
-        api_exceptions.GoogleAPICallError,
-        api_exceptions.RetryError,
         auth_exceptions.GoogleAuthError,
         requests.exceptions.RequestException,
         concurrent.futures.TimeoutError,
@@ -147,6 +181,8 @@ class BigQueryWarehouse(Warehouse):
         endpoint: str = "",
         retry_deadline_s: float = 30.0,
         kms_key_name: str = "",
+        load_retry_deadline_s: float = 120.0,
+        load_retry_initial_s: float = 1.0,
     ) -> None:
         if not project:
             raise errors.Unavailable("The warehouse is not configured.")
@@ -155,6 +191,15 @@ class BigQueryWarehouse(Warehouse):
         self.kms_key_name = kms_key_name
         self._endpoint = endpoint
         self._retry = DEFAULT_RETRY.with_timeout(retry_deadline_s)
+        # The slice's transaction again, on a concurrent update only, with jittered
+        # exponential backoff, until the deadline (then the error is the sync's).
+        self._load_retry = Retry(
+            predicate=_concurrent_update,
+            initial=load_retry_initial_s,
+            maximum=max(load_retry_initial_s, 16.0),
+            multiplier=2.0,
+            timeout=load_retry_deadline_s,
+        )
 
     @cached_property
     def client(self) -> bigquery.Client:
@@ -300,21 +345,28 @@ class BigQueryWarehouse(Warehouse):
                 target = self.table_ref(dataset_id)
                 source = f"`{self.project}.{ref.dataset_id}.{staging_ref.table_id}`"
                 script = _replace_script(target, source)
-                job = self.client.query(
-                    script,
-                    job_config=bigquery.QueryJobConfig(
-                        query_parameters=[
-                            bigquery.ScalarQueryParameter("account_id", "STRING", account_id),
-                            bigquery.ScalarQueryParameter("date_from", "DATE", date_from),
-                            bigquery.ScalarQueryParameter("date_to", "DATE", date_to),
-                        ],
-                        labels={"cosma_op": "replace_slice"},
-                    ),
-                    location=dataset.location,
-                    retry=self._retry,
-                    job_retry=None,
+                config = bigquery.QueryJobConfig(
+                    query_parameters=[
+                        bigquery.ScalarQueryParameter("account_id", "STRING", account_id),
+                        bigquery.ScalarQueryParameter("date_from", "DATE", date_from),
+                        bigquery.ScalarQueryParameter("date_to", "DATE", date_to),
+                    ],
+                    labels={"cosma_op": "replace_slice"},
                 )
-                job.result(retry=self._retry)
+
+                def transaction() -> None:
+                    # job_retry=None: the client's own job retry would also retry the
+                    # job's creation for minutes; ours retries a concurrent update only.
+                    job = self.client.query(
+                        script,
+                        job_config=config,
+                        location=dataset.location,
+                        retry=self._retry,
+                        job_retry=None,
+                    )
+                    job.result(retry=self._retry)
+
+                self._load_retry(transaction)()
             finally:
                 self.client.delete_table(staging_ref, not_found_ok=True, retry=self._retry)
         return int(rows.num_rows)
@@ -360,26 +412,23 @@ class BigQueryWarehouse(Warehouse):
             rows = [tuple(row.values()) for row in result]
             return QueryResult(columns, rows, job.total_bytes_processed)
 
-    def export_parquet(self, dataset_id: str, dest_dir: Path) -> list[Path]:
-        """Rows through tabledata.list into a local Parquet file.
-
-        In the cloud an extract job to a GCS bucket would avoid the round trip;
-        erasure exports are rare and small, so they stay local for now.
-        """
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from shared.warehouse.schema import daily_schema
-
-        ref = self._dataset_ref(dataset_id).table(TABLE)
+    def export_parquet(self, dataset_id: str, target: ExportTarget) -> None:
+        """An extract job writes the daily table as Parquet into the export bucket, in
+        shards of at most 1 GB (BigQuery's limit per file), as this function's account."""
+        uri = target.uri(f"{dataset_id}-*.parquet")
+        if not uri.startswith("gs://"):
+            raise errors.Unavailable("BigQuery exports need an export bucket.")
+        ref = self._dataset_ref(dataset_id)
         with _translated():
-            rows = self.client.list_rows(ref, retry=self._retry)
-            table = rows.to_arrow(create_bqstorage_client=False)
-        try:
-            table = table.select(list(COLUMN_NAMES)).cast(daily_schema())
-        except (pa.ArrowInvalid, KeyError) as exc:
-            raise errors.Unavailable("The warehouse returned an unexpected table.") from exc
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        target = dest_dir / f"{dataset_id}.parquet"
-        pq.write_table(table, target)
-        return [target]
+            dataset = self.client.get_dataset(ref, retry=self._retry)
+            job = self.client.extract_table(
+                ref.table(TABLE),
+                uri,
+                location=dataset.location,
+                job_config=bigquery.ExtractJobConfig(  # type: ignore[no-untyped-call]
+                    destination_format=bigquery.DestinationFormat.PARQUET,
+                    labels={"cosma_op": "export"},
+                ),
+                retry=self._retry,
+            )
+            job.result(retry=self._retry)

@@ -12,23 +12,31 @@ Invariants every adapter keeps (the contract tests check them on both):
 - `query` takes values only as parameters; identifiers in the SQL come from
   `table_ref`, which accepts only dataset ids made by `dataset_id_for`.
 - Library errors leave an adapter only as `shared.errors` (NotFound, Forbidden,
-  Conflict, ValidationFailed, Unavailable).
+  Conflict, ValidationFailed, Unavailable). A query in a location other than its
+  datasets' is NotFound on both ("No such dataset in this location.").
+- `export_parquet` writes the dataset's rows as Parquet objects named
+  `<dataset_id>-<shard>.parquet` into an `ExportTarget`, with the daily schema
+  exactly (`schema.daily_schema()`: required columns not null, timestamps in UTC):
+  BigQuery by an extract job straight into the bucket (no row passes through
+  the function), DuckDB through the target's `open_write`.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 Dialect = Literal["bigquery", "duckdb"]
+WRONG_LOCATION = "No such dataset in this location."
+
 Location = Literal["US", "EU"]
 LOCATIONS: tuple[str, ...] = ("US", "EU")
 
@@ -59,6 +67,18 @@ class QueryResult:
     columns: list[str]
     rows: list[tuple[Any, ...]]
     bytes_processed: int | None = None
+
+
+class ExportTarget(Protocol):
+    """The folder of one export (`shared.export.ExportFolder` is one)."""
+
+    def uri(self, name: str) -> str:
+        """`gs://...` where a warehouse writes object `name` by itself, or "" if it cannot."""
+        ...
+
+    def open_write(self, name: str, content_type: str = ...) -> AbstractContextManager[BinaryIO]:
+        """A binary stream for the new object `name`."""
+        ...
 
 
 def infer_type(value: Any) -> str:
@@ -128,8 +148,8 @@ class Warehouse(abc.ABC):
         """The daily table of `dataset_id`, quoted for this adapter's dialect."""
 
     @abc.abstractmethod
-    def export_parquet(self, dataset_id: str, dest_dir: Path) -> list[Path]:
-        """Write the dataset's rows as Parquet files under `dest_dir`."""
+    def export_parquet(self, dataset_id: str, target: ExportTarget) -> None:
+        """Write the dataset's rows as Parquet objects into `target` (see above)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and connections."""

@@ -22,6 +22,7 @@ from tests.support.identity import TokenIssuer
 from tests.support.seed import Org, Seeder
 
 TODAY = dt.date.today()
+EXPORT_ID = "20260101T000000000000Z-0a1b2c3d"
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,12 @@ CASES = [
         "POST",
         "/clients/{client_id}/export",
         lambda o, c: (f"/clients/{o.clients[0]}/export", None),
+    ),
+    Case(
+        "GET",
+        "/clients/{client_id}/exports/{export_id}/{name}",
+        # An export id of the right shape: another organization reaches nothing by it.
+        lambda o, c: (f"/clients/{o.clients[0]}/exports/{EXPORT_ID}/manifest", None),
     ),
     Case("POST", "/query", lambda o, c: ("/query", _query_body(o))),
     Case("GET", "/audit", lambda o, c: ("/audit", None)),

@@ -132,7 +132,10 @@ def _walk(checkout: Path, port: int | None) -> None:
         assert "made 1 connection(s) due now" in out
         assert '"rows":[["sbx-1001","USD",' in out  # the query, by account
         assert '"platform":"sandbox","status":"active"' in out  # the connection list
-        assert re.search(r'\{"files":\["cosma_local_\w+_sandbox\.parquet"\]\}$', lines[-4])
+        # The export's answer, then its first link followed.
+        assert re.search(r'"name":"cosma_local_\w+_sandbox-000000000000\.parquet"', lines[-5])
+        assert re.search(r'"sha256":"[0-9a-f]{64}"', lines[-5]) and '"url":"http' in lines[-5]
+        assert lines[-4] == "200", lines[-4]
         # disconnect, drop the dataset, erase the client
         assert lines[-3:] == ["200", "204", "200"], lines[-3:]
 

@@ -4,6 +4,9 @@ tokens from the test issuer. Authorization always comes before any warehouse cal
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 from werkzeug.test import Client
 
+from cosma.server import LocalServer
 from shared import errors, provisioning
 from shared.audit import RequestAudit
 from shared.policy import access_client
 from shared.runtime import Runtime
+from shared.settings import Settings
 from shared.tenancy import tenant
 from shared.warehouse import dataset_id_for
 from tests.support.identity import TokenIssuer
@@ -256,19 +261,70 @@ def test_export_writes_the_clients_rows_as_parquet(
     org = seeder.org()
     c = org.clients[0]
     post(client, tokens, org, "admin", {"client_id": c, "platform": "meta"})
+    dataset_id = dataset_id_for("test", c, "meta")
     runtime.warehouse.replace_slice(
-        dataset_id_for("test", c, "meta"),
-        daily_rows("a1", days(JAN, 3)),
-        "a1",
-        JAN,
-        JAN + dt.timedelta(2),
+        dataset_id, daily_rows("a1", days(JAN, 3)), "a1", JAN, JAN + dt.timedelta(2)
     )
     viewer = tokens.header(org.principal(org.user("viewer")))
     assert client.post(f"/clients/{c}/export", headers=viewer).status_code == 403
     admin = tokens.header(org.principal(org.user("admin")))
     response = client.post(f"/clients/{c}/export", headers=admin)
-    assert response.status_code == 200
-    names = response.get_json()["files"]
-    assert names == [f"{dataset_id_for('test', c, 'meta')}.parquet"]
-    found = list(provisioning.export_dir(runtime).glob(f"{org.id}/{c}/*/{names[0]}"))
-    assert len(found) == 1 and pq.read_table(found[0]).num_rows == 3
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    (obj,) = body["objects"]
+    assert obj["name"] == f"{dataset_id}-000000000000.parquet" and obj["rows"] == 3
+    assert body["rows"] == 3 and body["manifest"]["name"] == "manifest.json"
+    # The audit record names the export.
+    (resource,) = admin_rows(
+        seeder,
+        "select resource from audit_log where org_id = %s and action = 'clients.export'"
+        " and outcome = 'ok'",
+        (org.id,),
+    )[0]
+    assert resource == f"/clients/{c}/exports/{body['export_id']}"
+    # The link, with the admin's token, gives the object whose sha256 the answer lists.
+    path = obj["url"].removeprefix(runtime.settings.public_url)
+    download = client.get(path, headers=admin)
+    assert download.status_code == 200, download.get_data(as_text=True)
+    data = download.get_data()
+    assert hashlib.sha256(data).hexdigest() == obj["sha256"] and len(data) == obj["size"]
+    assert pq.read_table(io.BytesIO(data)).num_rows == 3
+    manifest = client.get(
+        body["manifest"]["url"].removeprefix(runtime.settings.public_url), headers=admin
+    )
+    assert hashlib.sha256(manifest.get_data()).hexdigest() == body["manifest"]["sha256"]
+    # Editors and viewers may not download; an id of another shape is no export.
+    assert client.get(path, headers=viewer).status_code == 403
+    assert (
+        client.get(
+            f"/clients/{c}/exports/20260101T000000000000Z-00000000/x", headers=admin
+        ).status_code
+        == 404
+    )
+    assert audit_count(seeder, org, "clients.export_download") == 4
+
+
+def test_an_export_link_is_refused_after_it_expires(
+    settings: Settings, tokens: TokenIssuer, seeder: Seeder, runtime: Runtime
+) -> None:
+    now = [time.time()]
+    clocked = Runtime(runtime.settings.with_changes(export_link_ttl_s=60), clock=lambda: now[0])
+    try:
+        client = Client(LocalServer(clocked))
+        org = seeder.org()
+        c = org.clients[0]
+        admin = tokens.header(org.principal(org.user("admin")))
+        assert (
+            post(client, tokens, org, "admin", {"client_id": c, "platform": "meta"}).status_code
+            == 200
+        )
+        body = client.post(f"/clients/{c}/export", headers=admin).get_json()
+        path = body["manifest"]["url"].removeprefix(clocked.settings.public_url)
+        now[0] += 59
+        assert client.get(path, headers=admin).status_code == 200
+        now[0] += 1
+        refused = client.get(path, headers=admin)
+        assert refused.status_code == 410
+        assert refused.get_json()["detail"] == "The download link has expired."
+    finally:
+        clocked.close()

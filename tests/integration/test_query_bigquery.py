@@ -186,15 +186,18 @@ def test_authorization_comes_before_any_job(
 
 
 def test_the_bytes_cap_refusal_is_a_clear_problem(
-    client: Client, tokens: TokenIssuer, bq: BigQueryServer, us: Fixture
+    settings: Settings, bq: BigQueryServer, bq_runtime: Runtime, tokens: TokenIssuer, us: Fixture
 ) -> None:
-    bq.fail("POST", r"/jobs$", 400, "bytesBilledLimitExceeded", times=1)
+    """BigQuery refuses inside the finished job (the client raises a 500): still a 422."""
+    capped = Runtime(bq_runtime.settings.with_changes(bytes_billed_cap=8))
     try:
-        response = post(client, tokens, us, spec_for(us))
+        response = post(Client(LocalServer(capped)), tokens, us, spec_for(us))
     finally:
-        bq.clear_faults()
-    assert response.status_code == 422
+        capped.close()
+    assert response.status_code == 422, response.get_data(as_text=True)
     assert response.get_json()["detail"] == "The query would read more than allowed."
+    finished = bq.jobs[last_job(bq)["jobReference"]["jobId"]]
+    assert finished["status"]["errorResult"]["reason"] == "bytesBilledLimitExceeded"
 
 
 def test_generated_specs_match_the_reference_on_bigquery(

@@ -7,10 +7,14 @@ the query function. Nothing is replaced: this is what `make run` users do.
 from __future__ import annotations
 
 import datetime as dt
+import io
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import requests
 
@@ -18,10 +22,13 @@ from cosma import localdb, sandbox_oauth, sandbox_platform
 from cosma.server import LocalServer
 from shared.settings import Settings
 from shared.sync import leases, runner
+from shared.warehouse import COLUMN_NAMES, dataset_id_for
 from tests.support.identity import TokenIssuer
 from tests.support.seed import Org, Seeder
 from tests.support.servers import serve
 from tests.support.sync_env import Bench, sync_database
+
+EXPORT_LINK_TTL_S = 5
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +52,7 @@ def local(
             warehouse_dir=state / "warehouse",
             secrets_dir=state / "secrets",
             sync_first_days=10,
+            export_link_ttl_s=EXPORT_LINK_TTL_S,
         )
         sandbox_oauth.ensure_client_secret(local_settings)
         runtime = sandbox_platform.local_runtime(local_settings)
@@ -118,3 +126,49 @@ def test_connect_sync_query_and_sync_again(local: tuple[Bench, str], tokens: Tok
     ).json()["connections"]
     assert listed[0]["status"] == "active" and listed[0]["last_synced_at"]
     assert listed[0]["health"] is None
+
+
+def test_an_export_of_a_synced_client_downloads_its_rows_until_the_link_expires(
+    local: tuple[Bench, str], tokens: TokenIssuer
+) -> None:
+    bench, url = local
+    bench.retire_all()
+    org, auth = _connect(bench, url, tokens)
+    [result] = runner.run(bench.runtime).results
+    assert result.outcome == "ok"
+    client_id = org.clients[0]
+    answered = requests.post(f"{url}/clients/{client_id}/export", headers=auth, timeout=30)
+    assert answered.status_code == 200, answered.text
+    body = answered.json()
+    (obj,) = body["objects"]
+    assert obj["url"].startswith(f"{url}/clients/{client_id}/exports/{body['export_id']}/")
+    assert body["manifest"]["url"] and body["expires_at"]
+
+    # Following the link gives Parquet whose rows are the client's rows.
+    download = requests.get(obj["url"], headers=auth, timeout=30)
+    assert download.status_code == 200, download.text
+    exported = pq.read_table(io.BytesIO(download.content))
+    assert exported.num_rows == obj["rows"] == result.rows
+    dataset_id = dataset_id_for(bench.runtime.settings.env, client_id, "sandbox")
+    location = requests.get(
+        f"{url}/datasets", params={"client_id": client_id}, headers=auth, timeout=10
+    ).json()["datasets"][0]["location"]
+    columns = ", ".join(f'"{c}"' for c in COLUMN_NAMES)
+    stored = bench.runtime.warehouse.query(
+        f"select {columns} from {bench.runtime.warehouse.table_ref(dataset_id)}",
+        {},
+        location=location,
+        labels={},
+        max_bytes_billed=10**9,
+        timeout_s=30,
+        datasets=[dataset_id],
+    )
+    assert sorted(tuple(row.values()) for row in exported.to_pylist()) == sorted(stored.rows)
+    assert isinstance(exported.schema.field("synced_at").type, pa.TimestampType)
+
+    # After the expiry the same link is refused.
+    expires_at = dt.datetime.fromisoformat(body["expires_at"]).timestamp()
+    time.sleep(max(0.0, expires_at - time.time()) + 0.2)
+    refused = requests.get(obj["url"], headers=auth, timeout=30)
+    assert refused.status_code == 410
+    assert refused.headers["Content-Type"].startswith("application/problem+json")

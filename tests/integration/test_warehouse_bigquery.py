@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -189,7 +190,6 @@ def test_a_failed_transaction_drops_the_staging_table(
         (403, "rateLimitExceeded", errors.Unavailable),
         (500, "backendError", errors.Unavailable),
         (503, "backendError", errors.Unavailable),
-        (400, "bytesBilledLimitExceeded", errors.ValidationFailed),
     ],
 )
 def test_errors_map_to_ours(
@@ -212,6 +212,73 @@ def test_errors_map_to_ours(
             datasets=[dataset_id],
         )
     assert "select" not in caught.value.detail.lower()
+
+
+def test_a_query_over_the_bytes_cap_fails_in_the_finished_job_and_is_a_validation_error(
+    server: BigQueryServer, warehouse: BigQueryWarehouse
+) -> None:
+    dataset_id = provisioned(warehouse)
+    warehouse.replace_slice(
+        dataset_id, daily_rows(ACCOUNT, days(JAN, 3)), ACCOUNT, JAN, JAN + dt.timedelta(2)
+    )
+    with pytest.raises(errors.ValidationFailed) as caught:
+        warehouse.query(
+            f"select sum(clicks) from {warehouse.table_ref(dataset_id)}",
+            {},
+            location="EU",
+            labels={},
+            max_bytes_billed=100,  # 3 rows x 13 columns x 8 bytes pass it
+            timeout_s=5,
+            datasets=[dataset_id],
+        )
+    assert caught.value.detail == "The query would read more than allowed."
+    # As BigQuery does it: the job is created, and finishes with the reason.
+    job = server.calls("POST", r"/projects/cosma-test/jobs$")[-1]["json"]
+    finished = server.jobs[job["jobReference"]["jobId"]]["status"]
+    assert finished["state"] == "DONE"
+    assert finished["errorResult"]["reason"] == "bytesBilledLimitExceeded"
+
+
+def test_a_reason_decides_before_the_exception_class() -> None:
+    from google.api_core import exceptions as api_exceptions
+
+    from shared.warehouse.bigquery import _ours
+
+    capped = api_exceptions.InternalServerError(
+        "Query exceeded limit for bytes billed", errors=[{"reason": "bytesBilledLimitExceeded"}]
+    )
+    assert isinstance(_ours(capped), errors.ValidationFailed)
+    busy = api_exceptions.BadRequest("x", errors=[{"reason": "jobRateLimitExceeded"}])
+    assert isinstance(_ours(busy), errors.Unavailable)
+
+
+def test_concurrent_update_retries_stop_at_their_deadline(server: BigQueryServer) -> None:
+    """A table held by another transaction for longer than the retry deadline: the load
+    fails as busy after about that deadline, and the slice keeps its rows."""
+    wh = BigQueryWarehouse(
+        "cosma-test",
+        endpoint=server.url,
+        retry_deadline_s=0.3,
+        load_retry_deadline_s=0.6,
+        load_retry_initial_s=0.1,
+    )
+    try:
+        dataset_id = provisioned(wh)
+        wh.replace_slice(dataset_id, daily_rows(ACCOUNT, [JAN]), ACCOUNT, JAN, JAN)
+        server.transaction_s = 30.0
+        table = (dataset_id, "ad_performance_daily")
+        server.held[table] = float("inf")  # another writer's transaction, never ending
+        started = time.monotonic()
+        with pytest.raises(errors.Unavailable, match="busy"):
+            wh.replace_slice(dataset_id, daily_rows(ACCOUNT, [JAN], clicks=3), ACCOUNT, JAN, JAN)
+        assert time.monotonic() - started < 5
+        cancelled = [j for j in server.jobs.values() if "concurrent update" in str(j["status"])]
+        assert len(cancelled) >= 2  # retried, then gave up
+    finally:
+        server.held.clear()
+        server.transaction_s = 0.0
+        wh.close()
+    assert [r[7] for r in server.rows(dataset_id)] == [10]
 
 
 def test_dataset_errors_map_to_ours(server: BigQueryServer, warehouse: BigQueryWarehouse) -> None:

@@ -1,10 +1,12 @@
 """One contract, two adapters: DuckDB on files, BigQuery through the real client
 against the local BigQuery server (whose state is an in-memory DuckDB, so the
-adapter's SQL really runs)."""
+adapter's SQL really runs). Exports go to a local folder for DuckDB and, for
+BigQuery, through its extract job into the local Cloud Storage emulator."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,10 +18,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from shared import errors
+from shared.export import ExportFolder, ExportSink
+from shared.export.gcs import GCSExportSink
+from shared.export.local import LocalExportSink
 from shared.warehouse import DatasetSpec, QueryParam, Warehouse, dataset_id_for
 from shared.warehouse.bigquery import BigQueryWarehouse
 from shared.warehouse.duckdb import DuckDBWarehouse
+from shared.warehouse.port import WRONG_LOCATION
+from shared.warehouse.schema import daily_schema
 from tests.support.bigquery_server import BigQueryServer
+from tests.support.storage_emulator import StorageEmulator
 from tests.support.warehouse import daily_rows, days
 
 JAN = dt.date(2024, 1, 1)
@@ -36,25 +44,42 @@ class FailingInsertDuckDB(DuckDBWarehouse):
             raise duckdb.IOException("disk went away")
 
 
+BUCKET = "cosma-test-exports"
+
+
 class Subject:
-    def __init__(self, warehouse: Warehouse, break_insert: Callable[[bool], None]) -> None:
+    def __init__(
+        self, warehouse: Warehouse, break_insert: Callable[[bool], None], sink: ExportSink
+    ) -> None:
         self.warehouse = warehouse
         self.break_insert = break_insert
+        self.sink = sink
 
     def p(self, name: str) -> str:
         return f"@{name}" if self.warehouse.dialect == "bigquery" else f"${name}"
 
 
 @pytest.fixture(scope="module")
-def bq_server() -> Iterator[BigQueryServer]:
-    server = BigQueryServer()
+def storage() -> Iterator[StorageEmulator]:
+    emulator = StorageEmulator()
+    with emulator.running():
+        emulator.create_bucket(BUCKET)
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def bq_server(storage: StorageEmulator) -> Iterator[BigQueryServer]:
+    server = BigQueryServer(storage=storage)
     with server.running():
         yield server
 
 
 @pytest.fixture(params=["duckdb", "bigquery"])
 def subject(
-    request: pytest.FixtureRequest, tmp_path: Path, bq_server: BigQueryServer
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    bq_server: BigQueryServer,
+    storage: StorageEmulator,
 ) -> Iterator[Subject]:
     if request.param == "duckdb":
         duck = FailingInsertDuckDB(tmp_path / "warehouse")
@@ -62,16 +87,20 @@ def subject(
         def break_duck(on: bool) -> None:
             duck.fail = on
 
-        yield Subject(duck, break_duck)
+        yield Subject(duck, break_duck, LocalExportSink(tmp_path / "exports"))
         return
     bq_server.clear_faults()
-    bq = BigQueryWarehouse("cosma-test", endpoint=bq_server.url, retry_deadline_s=0.5)
+    bq = BigQueryWarehouse(
+        "cosma-test", endpoint=bq_server.url, retry_deadline_s=0.5, load_retry_initial_s=0.1
+    )
 
     def break_bq(on: bool) -> None:
         bq_server.fail_statement("INSERT INTO" if on else None)
 
-    yield Subject(bq, break_bq)
+    sink = GCSExportSink(BUCKET, project="cosma-test", endpoint=storage.url)
+    yield Subject(bq, break_bq, sink)
     bq_server.clear_faults()
+    sink.close()
     bq.close()
 
 
@@ -269,16 +298,102 @@ def test_table_ref_accepts_only_our_dataset_ids(subject: Subject) -> None:
             subject.warehouse.table_ref(bad)
 
 
-def test_export_writes_the_rows_as_parquet(subject: Subject, tmp_path: Path) -> None:
+def exported(subject: Subject, dataset_id: str) -> pa.Table:
+    folder = ExportFolder(subject.sink, f"org_test/{uuid.uuid4()}/20260301T120000000000Z-0a1b2c3d")
+    subject.warehouse.export_parquet(dataset_id, folder)
+    names = folder.names()
+    assert names == [f"{dataset_id}-000000000000.parquet"]
+    with subject.sink.open_read(folder.key(names[0])) as stream:
+        return pq.read_table(stream)
+
+
+def test_export_writes_the_rows_as_parquet_in_the_daily_schema(subject: Subject) -> None:
+    """Both adapters give the same schema: required columns not null, timestamps in UTC
+    (DuckDB's own Arrow output has neither; BigQuery's extract keeps both)."""
     wh = subject.warehouse
     dataset_id = new_dataset(subject)
-    wh.replace_slice(dataset_id, daily_rows("a1", days(JAN, 4)), "a1", JAN, JAN + dt.timedelta(3))
-    files = wh.export_parquet(dataset_id, tmp_path / "export")
-    assert [f.name for f in files] == [f"{dataset_id}.parquet"]
-    table = pq.read_table(files[0])
-    assert table.num_rows == 4
-    assert set(table.column("account_id").to_pylist()) == {"a1"}
-    assert sum(table.column("spend_micros").to_pylist()) == 4 * 1_500_000
+    rows = daily_rows("a1", days(JAN, 4), campaigns=("c1", "c2"))
+    wh.replace_slice(dataset_id, rows, "a1", JAN, JAN + dt.timedelta(3))
+    table = exported(subject, dataset_id)
+    assert table.schema == daily_schema()
+    assert table.schema.field("synced_at").type == pa.timestamp("us", tz="UTC")
+    assert not table.schema.field("account_id").nullable
+    assert table.schema.field("ad_id").nullable
+    key = ["date", "campaign_id"]
+    assert table.sort_by([(k, "ascending") for k in key]).equals(
+        rows.sort_by([(k, "ascending") for k in key])
+    )
+
+
+def test_an_export_reads_no_row_through_the_adapter(
+    subject: Subject, bq_server: BigQueryServer
+) -> None:
+    dataset_id = new_dataset(subject)
+    subject.warehouse.replace_slice(dataset_id, daily_rows("a1", [JAN]), "a1", JAN, JAN)
+    before = len(bq_server.calls("GET", r"/data$"))
+    assert exported(subject, dataset_id).num_rows == 1
+    if subject.warehouse.dialect == "bigquery":
+        extracts = [
+            c["json"]
+            for c in bq_server.calls("POST", r"^/bigquery/v2/projects/cosma-test/jobs$")
+            if "extract" in c["json"]["configuration"]
+        ]
+        (job,) = [
+            j
+            for j in extracts
+            if j["configuration"]["extract"]["sourceTable"]["datasetId"] == dataset_id
+        ]
+        assert job["configuration"]["extract"]["destinationFormat"] == "PARQUET"
+        assert job["jobReference"]["location"] == "US"
+        assert len(bq_server.calls("GET", r"/data$")) == before  # no tabledata.list
+
+
+def test_a_query_in_another_location_is_the_same_not_found_on_both(subject: Subject) -> None:
+    dataset_id = new_dataset(subject, "EU")
+    sql = f"select count(*) as n from {subject.warehouse.table_ref(dataset_id)}"
+    with pytest.raises(errors.NotFound) as caught:
+        run(subject, sql, {}, [dataset_id], location="US")
+    assert caught.value.detail == WRONG_LOCATION
+
+
+def test_two_loads_of_one_dataset_at_once_both_succeed(
+    subject: Subject, bq_server: BigQueryServer
+) -> None:
+    """Two connections of one client and platform load one table at the same time.
+    BigQuery cancels one of two concurrent transactions on a table (the local server
+    holds a table 0.5 s per transaction and does the same); both loads must land."""
+    wh = subject.warehouse
+    dataset_id = new_dataset(subject)
+    bq_server.transaction_s = 0.5
+    cancelled_before = _cancelled(bq_server)
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def load(account: str, clicks: int) -> None:
+        try:
+            start.wait()
+            rows = daily_rows(account, days(JAN, 3), clicks=clicks)
+            wh.replace_slice(dataset_id, rows, account, JAN, JAN + dt.timedelta(2))
+        except BaseException as exc:  # the test reports it
+            failures.append(exc)
+
+    threads = [threading.Thread(target=load, args=a) for a in (("a1", 11), ("a2", 22))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        bq_server.transaction_s = 0.0
+    assert failures == []
+    assert [r[1:] for r in slice_totals(subject, dataset_id, "a1")] == [(11, 1)] * 3
+    assert [r[1:] for r in slice_totals(subject, dataset_id, "a2")] == [(22, 1)] * 3
+    if wh.dialect == "bigquery":
+        assert _cancelled(bq_server) > cancelled_before  # the clash really happened
+
+
+def _cancelled(server: BigQueryServer) -> int:
+    return sum("concurrent update" in str(j["status"]) for j in server.jobs.values())
 
 
 def test_drop_dataset_removes_it_and_a_missing_one_is_fine(subject: Subject) -> None:

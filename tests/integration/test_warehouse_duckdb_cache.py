@@ -24,9 +24,11 @@ import duckdb
 import pytest
 
 from shared import errors
+from shared.export import ExportFolder
+from shared.export.local import LocalExportSink
 from shared.warehouse import DatasetSpec, dataset_id_for
-from shared.warehouse import duckdb as adapter
 from shared.warehouse.duckdb import DuckDBWarehouse
+from shared.warehouse.duckdb_files import DuckDBFiles, Watchdog
 from tests.support.warehouse import daily_rows, days
 
 JAN = dt.date(2024, 1, 1)
@@ -36,15 +38,19 @@ END = JAN + dt.timedelta(DAYS - 1)
 
 @pytest.fixture
 def wh(tmp_path: Path) -> Iterator[DuckDBWarehouse]:
-    warehouse = DuckDBWarehouse(tmp_path / "warehouse")
+    """Files of its own, with the default tunables (readers idle out in 50 ms)."""
+    warehouse = DuckDBWarehouse(tmp_path / "warehouse", files=DuckDBFiles(lock_wait_s=0.5))
     yield warehouse
     warehouse.close()
 
 
 @pytest.fixture
-def lingering(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Readers stay while the test looks at the cache (they idle out in 50 ms)."""
-    monkeypatch.setattr(adapter, "_IDLE_S", 60.0)
+def lingering(tmp_path: Path) -> Iterator[DuckDBWarehouse]:
+    """Readers stay while the test looks at the cache, and at most three of them."""
+    files = DuckDBFiles(idle_s=60.0, max_readers=3)
+    warehouse = DuckDBWarehouse(tmp_path / "warehouse", files=files)
+    yield warehouse
+    warehouse.close()
 
 
 def new_dataset(wh: DuckDBWarehouse, platform: str = "meta", clicks: int = 10) -> str:
@@ -69,10 +75,10 @@ def totals(wh: DuckDBWarehouse, *dataset_ids: str, timeout_s: float = 10) -> tup
     return tuple(result.rows[0])
 
 
-@pytest.mark.usefixtures("lingering")
 def test_a_write_after_a_query_gets_the_file_and_the_next_query_sees_it(
-    wh: DuckDBWarehouse, tmp_path: Path
+    lingering: DuckDBWarehouse, tmp_path: Path
 ) -> None:
+    wh = lingering
     dataset_id = new_dataset(wh)
     assert totals(wh, dataset_id) == (DAYS, 10, 10)
     assert wh.open_readers() == [(dataset_id,)]
@@ -84,7 +90,9 @@ def test_a_write_after_a_query_gets_the_file_and_the_next_query_sees_it(
     assert totals(wh, dataset_id) == (DAYS, 20, 20)
     assert wh.dataset_config(dataset_id)["labels"] == {"env": "test"}
     assert totals(wh, dataset_id) == (DAYS, 20, 20)
-    assert wh.export_parquet(dataset_id, tmp_path / "export")
+    export = ExportFolder(LocalExportSink(tmp_path / "exports"), "org/c/e")
+    wh.export_parquet(dataset_id, export)
+    assert export.names() == [f"{dataset_id}-000000000000.parquet"]
     assert totals(wh, dataset_id) == (DAYS, 20, 20)
     wh.drop_dataset(dataset_id)
     assert wh.open_readers() == []
@@ -92,8 +100,8 @@ def test_a_write_after_a_query_gets_the_file_and_the_next_query_sees_it(
         totals(wh, dataset_id)
 
 
-@pytest.mark.usefixtures("lingering")
-def test_a_write_evicts_every_reader_of_that_file(wh: DuckDBWarehouse) -> None:
+def test_a_write_evicts_every_reader_of_that_file(lingering: DuckDBWarehouse) -> None:
+    wh = lingering
     meta = new_dataset(wh, "meta")
     tiktok = new_dataset(wh, "tiktok", clicks=5)
     assert totals(wh, meta) == (DAYS, 10, 10)
@@ -144,9 +152,10 @@ def test_queries_during_writes_see_the_old_or_the_new_slice_never_a_mix(
     assert totals(wh, dataset_id) == (DAYS, 40, 40)
 
 
-@pytest.mark.usefixtures("lingering")
-def test_the_cache_is_bounded_and_evicted_readers_reopen(wh: DuckDBWarehouse) -> None:
-    bound = adapter._MAX_READERS
+def test_the_cache_is_bounded_and_evicted_readers_reopen(lingering: DuckDBWarehouse) -> None:
+    wh = lingering
+    bound = wh.files.max_readers
+    assert bound == 3
     dataset_ids = [new_dataset(wh, clicks=i) for i in range(bound + 3)]
     for clicks, dataset_id in enumerate(dataset_ids):
         assert totals(wh, dataset_id) == (DAYS, clicks, clicks)
@@ -204,7 +213,7 @@ def test_a_warm_reader_is_as_locked_down_as_a_new_one(wh: DuckDBWarehouse, sql: 
 def test_a_query_in_another_location_is_refused_by_a_warm_reader(wh: DuckDBWarehouse) -> None:
     dataset_id = new_dataset(wh)
     assert totals(wh, dataset_id) == (DAYS, 10, 10)
-    with pytest.raises(errors.ValidationFailed):
+    with pytest.raises(errors.NotFound):
         wh.query(
             f"select count(*) from {wh.table_ref(dataset_id)}",
             {},
@@ -222,8 +231,9 @@ _CHILD = textwrap.dedent(
     from pathlib import Path
     import duckdb
     from shared.warehouse.duckdb import DuckDBWarehouse
+    from shared.warehouse.duckdb_files import DuckDBFiles
     from tests.support.warehouse import daily_rows, days
-    wh = DuckDBWarehouse(Path(sys.argv[1]))
+    wh = DuckDBWarehouse(Path(sys.argv[1]), files=DuckDBFiles(lock_wait_s=float(sys.argv[3])))
     jan = dt.date(2024, 1, 1)
     rows = daily_rows("a1", days(jan, 30), clicks=77)
     print("ready", flush=True)
@@ -245,8 +255,9 @@ def test_another_process_can_write_once_the_reader_idles(wh: DuckDBWarehouse) ->
     """`cosma sync` runs beside `cosma serve`: a cached reader holds a read lock on
     the file, so it must let go when idle, and the adapter's writers wait for that."""
     dataset_id = new_dataset(wh)
+    lock_wait_s = 1.5  # the child's: well above this process's idle_s
     child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(wh.directory), dataset_id],
+        [sys.executable, "-c", _CHILD, str(wh.directory), dataset_id, str(lock_wait_s)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -270,9 +281,9 @@ def test_another_process_can_write_once_the_reader_idles(wh: DuckDBWarehouse) ->
     finally:
         child.wait(timeout=30)
     assert child.returncode == 0
-    assert 0 < waited < adapter._LOCK_WAIT_S
+    assert 0 < waited < lock_wait_s
     assert totals(wh, dataset_id) == (DAYS, 77, 77)
-    time.sleep(adapter._IDLE_S * 4)
+    time.sleep(wh.files.idle_s * 4)
     assert wh.open_readers() == []
     plain = "import duckdb, sys; duckdb.connect(sys.argv[1]).close()"
     done = subprocess.run([sys.executable, "-c", plain, str(wh.path_for(dataset_id))])
@@ -295,7 +306,8 @@ def test_a_writer_in_another_process_still_fails_after_a_bounded_wait(
             wh.replace_slice(
                 dataset_id, daily_rows("a1", days(JAN, DAYS), clicks=1), "a1", JAN, END
             )
-        assert adapter._LOCK_WAIT_S <= time.monotonic() - started < adapter._LOCK_WAIT_S + 2
+        wait_s = wh.files.lock_wait_s
+        assert wait_s <= time.monotonic() - started < wait_s + 2
     finally:
         holder.kill()
         holder.wait()
@@ -314,3 +326,25 @@ def test_plain_duckdb_refuses_a_writer_next_to_a_reader_in_one_process(tmp_path:
     finally:
         reader.close()
     duckdb.connect(path).close()
+
+
+def test_the_watchdog_thread_ends_when_idle_and_the_next_query_restarts_it() -> None:
+    watchdog = Watchdog(linger_s=0.05)
+    conn = duckdb.connect(":memory:")
+    try:
+        with watchdog.watching(conn.cursor(), timeout_s=10):
+            assert watchdog.running()
+        deadline = time.monotonic() + 5
+        while watchdog.running() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not watchdog.running()
+        cursor = conn.cursor()
+        started = time.monotonic()
+        try:
+            with pytest.raises(duckdb.InterruptException), watchdog.watching(cursor, 0.2):
+                cursor.execute("select count(*) from range(10000000000) r where hash(r.range) = 7")
+        finally:
+            cursor.close()
+        assert time.monotonic() - started < 5
+    finally:
+        conn.close()

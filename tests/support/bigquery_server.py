@@ -6,7 +6,22 @@ really runs: backtick table references become DuckDB names and `@name`
 parameters become `$name`. Jobs are answered `status.state: DONE`, query
 results `jobComplete: true`: google-cloud-bigquery polls a job until its state is
 DONE (`job.result()` reads `/queries/{jobId}`, `query_and_wait` posts to
-`/queries`) and reads rows only from a complete query.
+`/queries`) and reads rows only from a complete query. Jobs fail as BigQuery's
+do: inside the finished job (`status.errorResult`), which the client raises by
+reason:
+
+- a query whose bytes billed would pass `maximumBytesBilled` fails with
+  `bytesBilledLimitExceeded` (the client raises it as a 500). Bytes billed here
+  are 8 per cell of each table the query names;
+- a query or extract whose datasets are in another location than the job's is
+  `notFound` ("... was not found in location ...");
+- with `transaction_s` > 0 a transaction holds the tables it mutates that long
+  (its job stays RUNNING meanwhile), and another transaction mutating one of
+  them then is cancelled: `invalidQuery`, "Transaction is aborted due to
+  concurrent update against table ...";
+- an extract job writes the table as Parquet into the local Cloud Storage
+  (`storage`), typed as BigQuery's export types them: REQUIRED columns not
+  null, TIMESTAMP as UTC microseconds.
 
 Faults: `fail(method, path_regex, status, reason)` answers matching requests
 with a Google-style error; `fail_statement(text)` makes a script fail at the
@@ -23,6 +38,7 @@ import io
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,10 +47,12 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 from werkzeug.wrappers import Request, Response
 
 from tests.support.servers import Recorder, serve
+from tests.support.storage_emulator import StorageEmulator
 
 CREATOR = "provisioner@cosma-test.iam.gserviceaccount.com"
 _API = re.compile(r"^/bigquery/v2/projects/(?P<project>[^/]+)(?P<rest>/.*)$")
@@ -43,6 +61,25 @@ _REF = re.compile(r"`([A-Za-z0-9_-]+)\.([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)`")
 _PARAM = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
 # GoogleSQL's `x IN UNNEST(@array)` is DuckDB's `x = ANY(@array)`.
 _IN_UNNEST = re.compile(r"\bin\s+unnest\s*\(\s*(@[A-Za-z_][A-Za-z0-9_]*)\s*\)", re.IGNORECASE)
+_MUTATED = re.compile(
+    r"\b(?:DELETE\s+FROM|INSERT\s+INTO|UPDATE|MERGE\s+INTO)\s+`([A-Za-z0-9_-]+)\.([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)`",
+    re.IGNORECASE,
+)
+_GS_URI = re.compile(r"^gs://([a-z0-9._-]+)/(.+)$")
+_QUERIES = re.compile(r"^/bigquery/v2/projects/[^/]+/queries/([^/]+)$")
+# BigQuery's Parquet export types, by column type (nullability from the mode).
+_PARQUET_TYPES = {
+    "STRING": pa.string(),
+    "INTEGER": pa.int64(),
+    "INT64": pa.int64(),
+    "FLOAT": pa.float64(),
+    "FLOAT64": pa.float64(),
+    "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+    "BOOLEAN": pa.bool_(),
+    "BOOL": pa.bool_(),
+    "NUMERIC": pa.decimal128(38, 9),
+}
 _DUCK_TYPES = {
     "STRING": "VARCHAR",
     "INTEGER": "BIGINT",
@@ -119,6 +156,10 @@ def _cell(value: Any, kind: str, int64_timestamps: bool) -> Any:
     return str(value)
 
 
+def _mutated(sql: str) -> set[tuple[str, str]]:
+    return {(m.group(2), m.group(3)) for m in _MUTATED.finditer(sql)}
+
+
 def _param_value(ptype: dict[str, Any], pvalue: dict[str, Any]) -> Any:
     kind = ptype["type"]
     if kind == "ARRAY":
@@ -142,8 +183,14 @@ def _param_value(ptype: dict[str, Any], pvalue: dict[str, Any]) -> Any:
 
 
 class BigQueryServer:
-    def __init__(self, project: str = "cosma-test") -> None:
+    def __init__(
+        self, project: str = "cosma-test", *, storage: StorageEmulator | None = None
+    ) -> None:
         self.project = project
+        self.storage = storage
+        self.transaction_s = 0.0
+        self.held: dict[tuple[str, str], float] = {}  # table -> until when a transaction holds it
+        self.done_at: dict[str, float] = {}  # job id -> when a RUNNING job is done
         self.recorder = Recorder(self._handle)
         self.lock = threading.RLock()
         self.db = duckdb.connect(":memory:")
@@ -201,6 +248,13 @@ class BigQueryServer:
     # ------------------------------------------------------------ dispatch
 
     def _handle(self, request: Request) -> Response:
+        waiting = _QUERIES.match(request.path)
+        if waiting and request.method == "GET":
+            # getQueryResults hangs until the job is done, up to its timeoutMs: outside
+            # the lock, so the other job's requests go on meanwhile.
+            done_at = self.done_at.get(waiting.group(1), 0.0)
+            limit = float(request.args.get("timeoutMs", "10000")) / 1000
+            time.sleep(max(0.0, min(done_at - time.monotonic(), limit)))
         for fault in self.faults:
             if (
                 fault.times > 0
@@ -236,7 +290,11 @@ class BigQueryServer:
             return self._insert_job(body)
         if len(parts) == 2 and parts[0] == "jobs" and method == "GET":
             job = self.jobs.get(parts[1])
-            return _ok(job) if job else _error(404, "notFound", "no such job")
+            if job is None:
+                return _error(404, "notFound", "no such job")
+            running = time.monotonic() < self.done_at.get(parts[1], 0.0)
+            job["status"]["state"] = "RUNNING" if running else "DONE"
+            return _ok(job)
         if len(parts) == 2 and parts[0] == "queries" and method == "GET":
             return self._query_results(request, parts[1])
         return _error(400, "invalid", f"unsupported {method} {rest}")
@@ -367,25 +425,123 @@ class BigQueryServer:
 
     def _insert_job(self, body: dict[str, Any]) -> Response:
         job = self._job_resource(body.get("jobReference", {}), body.get("configuration", {}))
+        job_id = job["jobReference"]["jobId"]
+        self.jobs[job_id] = job
+        if "extract" in job["configuration"]:
+            self._extract(job, job["configuration"]["extract"])
+            return _ok(job)
         query = job["configuration"].get("query")
         if query is None:
-            return _error(400, "invalid", "only query jobs are inserted here")
-        try:
-            schema, rows = self._run_script(query["query"], query.get("queryParameters", []))
-        except (duckdb.Error, StatementFailedError) as exc:
-            # A missing table or dataset is BigQuery's notFound (404); the rest invalidQuery.
-            reason = "notFound" if isinstance(exc, duckdb.CatalogException) else "invalidQuery"
-            job["status"] = {
-                "state": "DONE",
-                "errorResult": {"reason": reason, "message": str(exc).splitlines()[0]},
-                "errors": [{"reason": reason, "message": "statement failed"}],
-            }
-            schema, rows = [], []
+            return _error(400, "invalid", "only query and extract jobs are inserted here")
+        sql = query["query"]
+        schema: list[dict[str, str]] = []
+        rows: list[tuple[Any, ...]] = []
+        refused = self._refusal(job, sql, query.get("maximumBytesBilled"))
+        if refused:
+            job["status"] = {"state": "DONE", "errorResult": refused, "errors": [refused]}
+        else:
+            try:
+                schema, rows = self._run_script(sql, query.get("queryParameters", []))
+            except (duckdb.Error, StatementFailedError) as exc:
+                # A missing table or dataset is BigQuery's notFound (404); the rest invalidQuery.
+                reason = "notFound" if isinstance(exc, duckdb.CatalogException) else "invalidQuery"
+                job["status"] = {
+                    "state": "DONE",
+                    "errorResult": {"reason": reason, "message": str(exc).splitlines()[0]},
+                    "errors": [{"reason": reason, "message": "statement failed"}],
+                }
+            else:
+                if self.transaction_s > 0 and sql.lstrip().upper().startswith("BEGIN"):
+                    until = time.monotonic() + self.transaction_s
+                    for table in _mutated(sql):
+                        self.held[table] = until
+                    self.done_at[job_id] = until
+                    job["status"] = {"state": "RUNNING"}
         job["statistics"]["query"] = {"totalBytesProcessed": str(1024 * len(rows))}
         job["statistics"]["totalBytesProcessed"] = str(1024 * len(rows))
-        self.jobs[job["jobReference"]["jobId"]] = job
-        self.results[job["jobReference"]["jobId"]] = (schema, rows)
+        self.results[job_id] = (schema, rows)
         return _ok(job)
+
+    def _refusal(self, job: dict[str, Any], sql: str, cap: str | None) -> dict[str, str] | None:
+        """The errorResult BigQuery would finish this query job with, if any."""
+        location = job["jobReference"]["location"]
+        named = {(m.group(2), m.group(3)) for m in _REF.finditer(sql)}
+        for dataset_id, _table in sorted(named):
+            found = self.datasets.get(dataset_id)
+            if found is not None and found.get("location", "US") != location:
+                return {
+                    "reason": "notFound",
+                    "message": f"Not found: Dataset {self.project}:{dataset_id} was not found"
+                    f" in location {location}",
+                }
+        now = time.monotonic()
+        for dataset_id, table in sorted(_mutated(sql)):
+            if (
+                sql.lstrip().upper().startswith("BEGIN")
+                and self.held.get((dataset_id, table), 0) > now
+            ):
+                return {
+                    "reason": "invalidQuery",
+                    "message": "Transaction is aborted due to concurrent update against table"
+                    f" {self.project}:{dataset_id}.{table}. Transaction ID: {uuid.uuid4()}",
+                }
+        if cap is not None:
+            billed = sum(self._cells(key) * 8 for key in named if key in self.tables)
+            if billed > int(cap):
+                return {
+                    "reason": "bytesBilledLimitExceeded",
+                    "message": f"Query exceeded limit for bytes billed: {cap}."
+                    f" {max(billed, 10 * 1024**2)} or higher required.",
+                }
+        return None
+
+    def _cells(self, key: tuple[str, str]) -> int:
+        fields = self.tables[key]["schema"]["fields"]
+        row = self.db.execute(f'select count(*) from "{key[0]}"."{key[1]}"').fetchone()
+        return len(fields) * int(row[0] if row else 0)
+
+    def _extract(self, job: dict[str, Any], extract: dict[str, Any]) -> None:
+        source = extract["sourceTable"]
+        key = (source["datasetId"], source["tableId"])
+        location = job["jobReference"]["location"]
+        error: dict[str, str] | None = None
+        (uri,) = extract["destinationUris"]
+        target = _GS_URI.match(uri)
+        if key not in self.tables:
+            error = {"reason": "notFound", "message": f"Not found: Table {key[0]}.{key[1]}"}
+        elif self.datasets[key[0]].get("location", "US") != location:
+            error = {
+                "reason": "notFound",
+                "message": f"Not found: Dataset {self.project}:{key[0]} was not found"
+                f" in location {location}",
+            }
+        elif extract.get("destinationFormat") != "PARQUET" or target is None:
+            error = {"reason": "invalid", "message": "unsupported extract"}
+        elif self.storage is None:
+            error = {"reason": "accessDenied", "message": "no Cloud Storage here"}
+        if error is not None:
+            job["status"] = {"state": "DONE", "errorResult": error, "errors": [error]}
+            return
+        assert target is not None and self.storage is not None
+        fields = self.tables[key]["schema"]["fields"]
+        schema = pa.schema(
+            [
+                pa.field(f["name"], _PARQUET_TYPES[f["type"]], nullable=f.get("mode") != "REQUIRED")
+                for f in fields
+            ]
+        )
+        names = ", ".join(f'"{f["name"]}"' for f in fields)
+        relation = self.db.sql(f'select {names} from "{key[0]}"."{key[1]}"')
+        table = relation.to_arrow_table().cast(schema)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        # One shard: the wildcard becomes BigQuery's first 12-digit number.
+        name = target.group(2).replace("*", "000000000000")
+        self.storage.upload(target.group(1), name, buffer.getvalue(), "application/octet-stream")
+        job["statistics"]["extract"] = {
+            "destinationUriFileCounts": ["1"],
+            "inputBytes": str(buffer.tell()),
+        }
 
     def _run_script(
         self, sql: str, parameters: list[dict[str, Any]]
@@ -425,6 +581,14 @@ class BigQueryServer:
         if job_id not in self.jobs:
             return _error(404, "notFound", "no such job")
         job = self.jobs[job_id]
+        if time.monotonic() < self.done_at.get(job_id, 0.0):
+            return _ok(
+                {
+                    "kind": "bigquery#getQueryResultsResponse",
+                    "jobReference": job["jobReference"],
+                    "jobComplete": False,
+                }
+            )
         error = job["status"].get("errorResult")
         if error:
             status = 404 if error["reason"] == "notFound" else 400

@@ -23,7 +23,16 @@ STACK = MODULES / "stack"
 STACK_SOURCE = "../../modules/stack"
 STACK_CALL = "cosma"
 
-MODULE_NAMES = ("function", "secrets", "scheduler", "warehouse", "project", "edge", "stack")
+MODULE_NAMES = (
+    "function",
+    "secrets",
+    "scheduler",
+    "warehouse",
+    "exports",
+    "project",
+    "edge",
+    "stack",
+)
 ENVIRONMENT_NAMES = ("dev", "staging", "prod")
 FUNCTIONS = ("auth", "oauth", "datasets", "query", "sync")
 USER_FACING = ("auth", "oauth", "datasets", "query")

@@ -1,8 +1,9 @@
 """Optional CMEK for the client datasets, read from the .tf files.
 
 `bigquery_kms_key_name` (stack) is empty by default: Google-managed keys and
-nothing of Cloud KMS in the plan. Set, BigQuery's service agent gets exactly
-encrypter/decrypter on that key and the datasets function gets BQ_KMS_KEY.
+nothing of Cloud KMS in the plan. Set, BigQuery's service agent and Cloud
+Storage's (for the export bucket) get exactly encrypter/decrypter on that key,
+the export bucket is encrypted with it and the datasets function gets BQ_KMS_KEY.
 Terraform cannot plan here (no provider), so the `count` of each KMS block is
 evaluated from its parsed expression for both values of the input; a count
 this test cannot read fails it rather than passing unchecked.
@@ -15,12 +16,23 @@ from typing import Any
 
 import pytest
 
-from .hcl import FUNCTIONS, MODULES, STACK, blocks, function_calls, module_calls, variables
+from .hcl import (
+    FUNCTIONS,
+    MODULES,
+    STACK,
+    blocks,
+    first,
+    function_calls,
+    module_calls,
+    variables,
+)
 
 KEY = "projects/cosma-kms/locations/europe/keyRings/cosma/cryptoKeys/bigquery"
 ENCRYPTER_DECRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 AGENT = "google_bigquery_default_service_account"
+STORAGE_AGENT = "google_storage_project_service_account"
 WAREHOUSE = MODULES / "warehouse"
+EXPORTS = MODULES / "exports"
 # `count = var.X == "" ? 0 : 1` (or `!=` with the branches swapped).
 _CONDITIONAL_COUNT = re.compile(r'^\$\{var\.([a-z_]+) (==|!=) "" \? (\d+) : (\d+)\}$')
 
@@ -45,16 +57,17 @@ def _kms_blocks() -> list[tuple[str, str, str, dict[str, Any]]]:
         for kind in ("resource", "data"):
             for block in blocks(module_dir, kind):
                 for rtype, named in block.items():
-                    if "kms" in rtype or rtype == AGENT:
+                    if "kms" in rtype or rtype in (AGENT, STORAGE_AGENT):
                         for name, body in named.items():
                             found.append((module_dir.name, f"{kind}.{rtype}", name, body))
     return found
 
 
 def _warehouse_inputs(key: str) -> dict[str, str]:
-    """The warehouse module's kms_key_name as the stack passes it, for a stack input."""
-    passed = module_calls()["warehouse"]["kms_key_name"]
-    assert passed == "${var.bigquery_kms_key_name}"
+    """The warehouse and exports modules' kms_key_name as the stack passes it, for a
+    stack input."""
+    for module in ("warehouse", "exports"):
+        assert module_calls()[module]["kms_key_name"] == "${var.bigquery_kms_key_name}"
     return {"kms_key_name": key}
 
 
@@ -77,29 +90,32 @@ def test_kms_blocks_exist_only_with_a_key(key: str) -> None:
     assert {(m, t, n) for m, t, n, _ in found} == {
         ("warehouse", "resource.google_kms_crypto_key_iam_member", "bigquery_agent"),
         ("warehouse", f"data.{AGENT}", "this"),
+        ("exports", "resource.google_kms_crypto_key_iam_member", "storage_agent"),
+        ("exports", f"data.{STORAGE_AGENT}", "this"),
     }
     for module, rtype, name, body in found:
         assert _count(body, inputs) == (1 if key else 0), f"{module}: {rtype}.{name}"
 
 
 def test_the_key_is_usable_by_the_bigquery_agent_only_with_encrypter_decrypter() -> None:
-    ((_, _, _, grant),) = [b for b in _kms_blocks() if b[1].startswith("resource.")]
-    # Per member: never a binding or policy that would replace others' access to the key.
-    assert grant["role"] == ENCRYPTER_DECRYPTER
-    assert grant["crypto_key_id"] == "${var.kms_key_name}"
-    assert grant["member"] == f"${{data.{AGENT}.this[0].member}}"
-    ((_, _, _, agent),) = [b for b in _kms_blocks() if b[1] == f"data.{AGENT}"]
-    assert agent["project"] == "${var.project_id}"
+    grants = {m: b for m, t, _, b in _kms_blocks() if t.startswith("resource.")}
+    assert set(grants) == {"warehouse", "exports"}
+    for module, agent_type in (("warehouse", AGENT), ("exports", STORAGE_AGENT)):
+        grant = grants[module]
+        # Per member: never a binding or policy that would replace others' access.
+        assert grant["role"] == ENCRYPTER_DECRYPTER
+        assert grant["crypto_key_id"] == "${var.kms_key_name}"
+        assert grant["member"] == f"${{data.{agent_type}.this[0].member}}"
+        ((_, _, _, agent),) = [b for b in _kms_blocks() if b[1] == f"data.{agent_type}"]
+        assert agent["project"] == "${var.project_id}"
     # No function account, and nothing on the project, holds a KMS role.
     for module_dir in sorted(p for p in MODULES.iterdir() if p.is_dir()):
         for block in blocks(module_dir, "resource"):
             for rtype, named in block.items():
                 for name, body in named.items():
                     if "cloudkms" in str(body.get("role", "")):
-                        assert (rtype, name) == (
-                            "google_kms_crypto_key_iam_member",
-                            "bigquery_agent",
-                        )
+                        assert rtype == "google_kms_crypto_key_iam_member"
+                        assert name in ("bigquery_agent", "storage_agent")
 
 
 @pytest.mark.parametrize("key", ["", KEY], ids=["google-managed", "cmek"])
@@ -137,3 +153,20 @@ def test_the_key_must_be_a_full_crypto_key_name(value: str, ok: bool) -> None:
     (pattern,) = re.findall(r'regex\("(.+)", var\.kms_key_name\)', condition)
     assert 'var.kms_key_name == ""' in condition
     assert (value == "" or re.search(pattern, value) is not None) is ok
+
+
+@pytest.mark.parametrize("key", ["", KEY], ids=["google-managed", "cmek"])
+def test_the_export_bucket_is_encrypted_with_the_key_when_one_is_set(key: str) -> None:
+    (bucket,) = [
+        body
+        for block in blocks(EXPORTS, "resource")
+        for rtype, named in block.items()
+        if rtype == "google_storage_bucket"
+        for body in named.values()
+    ]
+    (encryption,) = bucket["dynamic"]
+    spec = encryption["encryption"]
+    assert spec["for_each"] == '${var.kms_key_name == "" ? [] : [var.kms_key_name]}'
+    assert first(spec["content"])["default_kms_key_name"] == "${encryption.value}"
+    assert "google_kms_crypto_key_iam_member.storage_agent" in str(bucket["depends_on"])
+    assert variables(EXPORTS)["kms_key_name"]["default"] == ""

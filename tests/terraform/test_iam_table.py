@@ -45,7 +45,14 @@ def test_table_lists_every_grant_of_every_account() -> None:
             "cosma-build",
             "allUsers",
             iam_table.BIGQUERY_AGENT,
+            iam_table.STORAGE_AGENT,
         }
+        assert by_identity[iam_table.STORAGE_AGENT] == {
+            "`roles/cloudkms.cryptoKeyEncrypterDecrypter` on "
+            "the Cloud KMS key `bigquery_kms_key_name`, when it is set"
+        }
+        writers = {g.identity for g in grants if g.on == "export bucket"}
+        assert writers == {"cosma-fn-datasets"}
         assert by_identity[iam_table.BIGQUERY_AGENT] == {
             "`roles/cloudkms.cryptoKeyEncrypterDecrypter` on "
             "the Cloud KMS key `bigquery_kms_key_name`, when it is set"

@@ -146,6 +146,7 @@ def test_query_and_sync_run_jobs_and_datasets_provisions() -> None:
     warehouse = module_calls()["warehouse"]
     assert warehouse["provisioner_email"] == "${module.datasets.service_account_email}"
     assert warehouse["job_users"] == {
+        "datasets": "${module.datasets.service_account_email}",  # a client export's extract
         "query": "${module.query.service_account_email}",
         "sync": "${module.sync.service_account_email}",
     }
@@ -411,3 +412,53 @@ def test_edge_paths_match_the_functions_routes() -> None:
             sample = route.pattern.replace("{", "x").replace("}", "")
             owners = [f for f, paths in routes.items() if any(matches(p, sample) for p in paths)]
             assert owners == [name], f"{route.method} {route.pattern}: routed to {owners}"
+
+
+# --- client exports ---------------------------------------------------------
+
+
+def _export_bucket():
+    return resource(MODULES / "exports", "google_storage_bucket", "exports")
+
+
+def test_one_export_bucket_per_environment_private_and_uniform() -> None:
+    buckets = [(n, b) for t, n, b in _all_resources() if t == "google_storage_bucket"]
+    assert sorted(n for n, _ in buckets) == ["archives", "exports"]
+    call = module_calls()["exports"]
+    assert call["bucket_name"] == "${var.project_id}-cosma-exports"
+    bucket = _export_bucket()
+    assert bucket["uniform_bucket_level_access"] is True
+    assert bucket["public_access_prevention"] == "enforced"
+    assert bucket["force_destroy"] is False
+
+
+def test_exports_are_deleted_after_the_retention_days() -> None:
+    (rule,) = _export_bucket()["lifecycle_rule"]
+    assert first(rule["action"])["type"] == "Delete"
+    assert first(rule["condition"]) == {"age": "${var.retention_days}"}
+    assert module_calls()["exports"]["retention_days"] == "${var.export_retention_days}"
+    declared = variables(STACK)["export_retention_days"]
+    assert declared["default"] == 7 and declared["type"] == "number"
+    assert variables(MODULES / "exports")["retention_days"]["default"] == 7
+
+
+def test_only_the_datasets_function_may_write_exports() -> None:
+    grants = [
+        (name, body)
+        for rtype, name, body in _all_resources()
+        if rtype.startswith("google_storage_bucket_iam")
+        and "exports" in str(body.get("bucket", ""))
+    ]
+    assert [(n, b["role"], b["member"]) for n, b in grants] == [
+        ("writer", "roles/storage.objectUser", "serviceAccount:${var.writer_email}")
+    ]
+    assert module_calls()["exports"]["writer_email"] == "${module.datasets.service_account_email}"
+    # No other account reaches the bucket through a project-wide storage role.
+    for rtype, name, role in _iam_roles():
+        if rtype.startswith("google_project_iam_"):
+            assert not str(role).startswith("roles/storage."), f"{rtype}.{name}: {role}"
+    datasets_env = function_calls()["datasets"]["environment"]
+    assert datasets_env["COSMA_EXPORT_BUCKET"] == "${module.exports.bucket_name}"
+    for name in FUNCTIONS:
+        if name != "datasets":
+            assert "COSMA_EXPORT_BUCKET" not in function_calls()[name].get("environment", {})

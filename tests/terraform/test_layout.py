@@ -240,6 +240,8 @@ def test_readme_documents_the_environment_contract() -> None:
         "BQ_QUERY_SA",
         "BQ_SYNC_SA",
         "BQ_KMS_KEY",
+        "COSMA_EXPORT_BUCKET",
+        "COSMA_EXPORT_LINK_TTL_S",
         "SYNC_AUDIENCE",
         "SCHEDULER_SA_EMAIL",
         "GOOGLE_ADS_DEVELOPER_TOKEN",

@@ -103,7 +103,7 @@ def distribution(module: str) -> str:
         ("cosma", ("local",)),
         ("scripts", ("local", "dev")),
         # tests/conformance/ holds our connectors to the platforms' official SDKs.
-        ("tests", ("local", "dev", "conformance")),
+        ("tests", ("local", "dev", "emulators", "conformance")),
     ],
 )
 def test_every_import_is_declared(folder: str, extras: tuple[str, ...]) -> None:

@@ -25,5 +25,7 @@ module "cosma" {
   sync_schedule       = var.sync_schedule
   sync_paused         = var.sync_paused
 
-  bigquery_kms_key_name = var.bigquery_kms_key_name
+  bigquery_kms_key_name  = var.bigquery_kms_key_name
+  export_bucket_location = var.export_bucket_location
+  export_retention_days  = var.export_retention_days
 }

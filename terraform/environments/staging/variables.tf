@@ -66,3 +66,13 @@ variable "bigquery_kms_key_name" {
   type    = string
   default = null
 }
+
+variable "export_bucket_location" {
+  type    = string
+  default = null
+}
+
+variable "export_retention_days" {
+  type    = number
+  default = null
+}

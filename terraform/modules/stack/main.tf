@@ -56,11 +56,28 @@ module "warehouse" {
 
   project_id        = var.project_id
   provisioner_email = module.datasets.service_account_email
+  # datasets runs the extract job of a client export.
   job_users = {
-    query = module.query.service_account_email
-    sync  = module.sync.service_account_email
+    datasets = module.datasets.service_account_email
+    query    = module.query.service_account_email
+    sync     = module.sync.service_account_email
   }
   # CMEK when set: BigQuery's service agent may use the key (empty: no grant).
+  kms_key_name = var.bigquery_kms_key_name
+}
+
+module "exports" {
+  source = "../exports"
+
+  project_id     = var.project_id
+  bucket_name    = "${var.project_id}-cosma-exports"
+  location       = var.export_bucket_location
+  labels         = local.labels
+  retention_days = var.export_retention_days
+  # Only the datasets function writes and reads exports (BigQuery's extract
+  # job runs as it).
+  writer_email = module.datasets.service_account_email
+  # The same CMEK key as the client datasets, when set.
   kms_key_name = var.bigquery_kms_key_name
 }
 
@@ -162,7 +179,7 @@ module "datasets" {
   project_id            = var.project_id
   region                = var.region
   name                  = "datasets"
-  description           = "Provision (idempotent) and erase the BigQuery dataset of a client and platform."
+  description           = "Provision (idempotent), erase and export the BigQuery datasets of a client."
   source_bucket         = module.project.archive_bucket
   source_archive        = "${path.root}/${var.archive_dir}/datasets.zip"
   build_service_account = module.project.build_service_account_id
@@ -200,6 +217,9 @@ module "datasets" {
     LINKEDIN_CLIENT_ID   = var.platform_client_ids["LINKEDIN"]
     TIKTOK_CLIENT_ID     = var.platform_client_ids["TIKTOK"]
     MICROSOFT_CLIENT_ID  = var.platform_client_ids["MICROSOFT"]
+    # Where client exports go; their links expire after COSMA_EXPORT_LINK_TTL_S
+    # (the function's default, one hour).
+    COSMA_EXPORT_BUCKET = module.exports.bucket_name
   }
   secret_environment = {
     DATABASE_URL             = module.secrets.ids["database-url"]

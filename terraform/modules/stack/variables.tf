@@ -122,3 +122,17 @@ variable "bigquery_kms_key_name" {
   default     = ""
   nullable    = false
 }
+
+variable "export_bucket_location" {
+  type        = string
+  description = "Location of the export bucket. With bigquery_kms_key_name set it must be the key's (EU for `europe`, US for `us`)."
+  default     = "EU"
+  nullable    = false
+}
+
+variable "export_retention_days" {
+  type        = number
+  description = "Days after which a client export is deleted from the export bucket."
+  default     = 7
+  nullable    = false
+}
