@@ -4,7 +4,10 @@ cosma serve            embedded Postgres + migrations + every function on :8080 
 cosma url              the running local server's address (from the state folder)
 cosma migrate          apply migrations to DATABASE_URL (an administrative URL)
 cosma audit-verify     recompute the audit hash chains, name the first broken link
-cosma dev-token        mint a local session token (upserts org, member, assignments)
+cosma dev-token        a local session token; the organization and member come from
+                       signed Clerk webhooks sent to the running server, clients from its API
+cosma dev-event        send one signed Clerk event to the running server (as Clerk would)
+cosma directory reconcile  compare with Clerk's Backend API and apply what differs
 cosma rotate-keys      add a key version and re-encrypt every stored token with it, until final
 cosma keys-check       count tokens per key version; non-zero exit while any is on an old one;
                        --retire deletes old versions once no token and no instance uses them
@@ -59,6 +62,7 @@ def local_settings(
         "clerk_issuer": base.clerk_issuer or public,
         "clerk_jwks_url": base.clerk_jwks_url or f"{public}/.well-known/jwks.json",
         "sync_audience": base.sync_audience or f"{public}/sync",
+        "reconcile_audience": base.reconcile_audience or f"{public}/directory/reconcile",
     }
     values.update(overrides)
     return base.with_changes(**values)
@@ -143,7 +147,9 @@ def _serve(args: argparse.Namespace, home: Path, claim: Any) -> int:
         sock.close()
         raise
     try:
-        settings = local_settings(db.app_url, db.worker_url, home, public=public)
+        settings = local_settings(
+            db.app_url, db.worker_url, home, public=public, directory_database_url=db.directory_url
+        )
         from cosma import sandbox_oauth, sandbox_platform
 
         # The local composition: the deployed platforms plus the sandbox.
@@ -153,6 +159,8 @@ def _serve(args: argparse.Namespace, home: Path, claim: Any) -> int:
         # and its grants, kept with the rest of the state so restarts keep them.
         sandbox_oauth.ensure_client_secret(settings)
         sandbox_oauth.provider.keep_grants_in(home / "sandbox")
+        # Clerk's webhooks: CLERK_WEBHOOK_SECRET, or a secret generated on first run.
+        _webhook_secret(settings)
         # First run creates the local key directory (0700) and its first key (0600).
         newest = runtime.secrets.keyring()[0][0]
         print(f"cosma: token key version {newest} in {settings.keyring_dir}", flush=True)
@@ -195,7 +203,8 @@ def banner(base: str) -> str:
         f"  API reference: {base}/docs  (the OpenAPI document: {base}/openapi.json)\n"
         f"  curl {base}/healthz\n"
         f"  curl -i {base}/no-such-path      # a problem+json 404\n"
-        "  TOKEN=$(.venv/bin/cosma dev-token --user u1 --org o1 --role admin)\n"
+        "  TOKEN=$(.venv/bin/cosma dev-token --user u1 --org o1 --role admin)"
+        "   # via signed Clerk webhooks\n"
         f'  curl -H "Authorization: Bearer $TOKEN" {base}/auth/session\n'
         "  (README.md walks through connecting the sandbox platform, a sync and a query.)\n"
         "Ctrl-C stops the server and the embedded Postgres.\n"
@@ -291,94 +300,299 @@ def _client_id(value: str) -> str:
         ) from None
 
 
-def cmd_dev_token(args: argparse.Namespace) -> int:
-    """Upsert the organization, member and assignments locally; print a token."""
-    import psycopg
+def _webhook_secret(settings: Settings) -> None:
+    """The local Clerk webhook signing secret: `CLERK_WEBHOOK_SECRET` when set, else
+    one generated in the local secrets folder on first run."""
+    from cosma import clerk_events
 
-    from cosma import instance, localdb
+    folder = settings.secrets_dir
+    if folder is None:
+        return
+    generated = Path(folder) / clerk_events.SECRET_FILE
+    if os.environ.get(clerk_events.ENV, "").strip():
+        # A file would take precedence over the variable: the generated one goes.
+        if generated.exists():
+            generated.unlink()
+        print(f"cosma: Clerk webhooks verified with {clerk_events.ENV}", flush=True)
+        return
+    clerk_events.ensure_secret(Path(folder))
+    print(f"cosma: Clerk webhooks verified with the secret in {generated}", flush=True)
+
+
+class _LocalApi:
+    """The local server's API, called as a client would, with a bearer token."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base.rstrip("/")
+
+    def call(self, method: str, path: str, token: str, body: object = None) -> tuple[int, object]:
+        import json
+        import urllib.error
+        import urllib.request
+
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310 (the local server's http URL)
+            self.base + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as exc:
+            with exc:
+                raw = exc.read()
+                try:
+                    return exc.code, json.loads(raw) if raw else None
+                except ValueError:
+                    return exc.code, None
+
+
+def _running_server(command: str) -> Any:
+    """The running local server's record (its address, issuer and azp), or None with
+    a sentence on stderr: Clerk's events and the API calls go to it."""
+    from cosma import instance
+
+    home = state_dir()
+    server = instance.running(home)
+    if server is None:
+        print(
+            f"{command}: no local server is running on the state in {home}; start it with"
+            " `make run` (it receives the signed Clerk events this command sends)",
+            file=sys.stderr,
+        )
+    return server
+
+
+def _signing_secret(command: str) -> str | None:
+    from cosma import clerk_events
+
+    home = state_dir()
+    folder = Settings.from_env().secrets_dir or home / "secrets"
+    try:
+        return clerk_events.local_secret(Path(folder))
+    except FileNotFoundError as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return None
+
+
+def _membership_id(org_id: str, user_id: str) -> str:
+    """The same membership id on every run for a user and organization, as in Clerk."""
+    import hashlib
+
+    return "orgmem_" + hashlib.sha256(f"{org_id}/{user_id}".encode()).hexdigest()[:24]
+
+
+def _send(command: str, base: str, secret: str, kind: str, data: dict[str, Any]) -> bool:
+    import urllib.error
+
+    from cosma import clerk_events
+
+    try:
+        status = clerk_events.send(base, secret, clerk_events.event(kind, data))
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"{command}: cannot reach the local server at {base} ({exc})", file=sys.stderr)
+        return False
+    if status != 200:
+        hint = (
+            f" (is {clerk_events.ENV} the same for it and for this command?)"
+            if status == 401
+            else ""
+        )
+        print(f"{command}: the local server answered {status} to {kind}{hint}", file=sys.stderr)
+        return False
+    return True
+
+
+def cmd_dev_token(args: argparse.Namespace) -> int:
+    """Clerk's part, played locally: signed webhooks make the organization and the
+    member on the running server; clients and assignments go through its API."""
+    from cosma import clerk_events
     from cosma.issuer import LocalIssuer
+
+    server = _running_server("dev-token")
+    secret = _signing_secret("dev-token")
+    if server is None or secret is None:
+        return 2
+    if (args.client or args.create_client) and args.role != "admin" and not args.admin:
+        print(
+            "dev-token: --client and --create-client go through the API, where admins"
+            " create and assign clients: name an admin of the organization with --admin",
+            file=sys.stderr,
+        )
+        return 2
+    issuer = LocalIssuer.load_or_create(state_dir())
+
+    def mint(user: str, role: str) -> str:
+        return issuer.mint(
+            user_id=user,
+            org_id=args.org,
+            role=role,
+            issuer=server.issuer,
+            azp=server.azp,
+            ttl=args.ttl,
+        )
+
+    api = _LocalApi(server.url)
+    acting = mint(args.admin or args.user, "admin")
+    # The clients to assign must be the organization's, checked before anything changes.
+    for client_id in args.client:
+        status, _ = api.call("GET", f"/clients/{client_id}", acting)
+        if status != 200:
+            print(
+                f"dev-token: organization {args.org} has no client {client_id} that its admin"
+                " can see; `--create-client NAME` makes one. Nothing was changed.",
+                file=sys.stderr,
+            )
+            return 2
+    # The organization as first created (version 0): a later run changes nothing of
+    # it (`cosma dev-event organization.updated` does); the membership is current.
+    org = clerk_events.organization(
+        args.org, args.org, data_location=args.data_location, created_at=0, updated_at=0
+    )
+    membership = clerk_events.membership(
+        org,
+        args.user,
+        args.clerk_role or f"org:{args.role}",
+        membership_id=_membership_id(args.org, args.user),
+    )
+    for kind, data in (
+        ("organization.created", org),
+        ("organizationMembership.created", membership),
+    ):
+        if not _send("dev-token", server.url, secret, kind, data):
+            return 2
+    if args.client or args.create_client:
+        code = _dev_clients(api, acting, args)
+        if code:
+            return code
+    print(mint(args.user, args.role))
+    return 0
+
+
+def cmd_dev_event(args: argparse.Namespace) -> int:
+    """One signed Clerk event to the running server, e.g. a membership's deletion."""
+    from cosma import clerk_events
+
+    server = _running_server("dev-event")
+    secret = _signing_secret("dev-event")
+    if server is None or secret is None:
+        return 2
+    kind = args.type
+    needs_user = kind == "user.deleted" or kind.startswith("organizationMembership.")
+    if needs_user and not args.user:
+        print(f"dev-event: {kind} needs --user", file=sys.stderr)
+        return 2
+    org = clerk_events.organization(args.org, args.org, data_location=args.data_location)
+    data: dict[str, Any]
+    if kind == "organization.deleted":
+        data = clerk_events.deleted("organization", args.org)
+    elif kind == "user.deleted":
+        data = clerk_events.deleted("user", args.user)
+    elif kind.startswith("organizationMembership."):
+        data = clerk_events.membership(
+            org, args.user, args.clerk_role, membership_id=_membership_id(args.org, args.user)
+        )
+    else:
+        data = org
+    if not _send("dev-event", server.url, secret, kind, data):
+        return 1
+    print(f"{kind}: applied")
+    return 0
+
+
+def _dev_clients(api: _LocalApi, token: str, args: argparse.Namespace) -> int:
+    clients = list(args.client)
+    for name in args.create_client:
+        status, body = api.call("POST", "/clients", token, {"name": name})
+        if status == 409:  # made by an earlier run: the same client
+            _, listed = api.call("GET", "/clients", token)
+            known = listed.get("clients", []) if isinstance(listed, dict) else []
+            found = [c["id"] for c in known if c["name"].lower() == name.strip().lower()]
+            status, body = (200, {"id": found[0]}) if found else (409, body)
+        if status not in (200, 201) or not isinstance(body, dict):
+            print(f"dev-token: POST /clients answered {status}: {body}", file=sys.stderr)
+            return 2
+        print(f"client {name}: {body['id']}", file=sys.stderr)
+        clients.append(body["id"])
+    if args.role == "admin":
+        return 0  # an admin reaches every client of its organization: nothing to assign
+    for client_id in clients:
+        status, body = api.call("PUT", f"/clients/{client_id}/assignments/{args.user}", token)
+        if status != 204:
+            print(f"dev-token: assigning {client_id} answered {status}: {body}", file=sys.stderr)
+            return 2
+    return 0
+
+
+def _directory_settings() -> tuple[Settings, Callable[[], None]]:
+    """Settings for a job on the directory role: the environment when it names the
+    directory database (the cloud job), else the local embedded database."""
+    if os.environ.get("DIRECTORY_DATABASE_URL"):
+        return Settings.from_env(), lambda: None
+    if os.environ.get("DATABASE_URL"):
+        raise SystemExit("DIRECTORY_DATABASE_URL (the directory role's URL) is required")
+    from cosma import localdb
     from shared import migrate
 
     home = state_dir()
     home.mkdir(parents=True, exist_ok=True)
-    # The token must name the issuer of the server that will check it: the
-    # running one's, whatever PORT this shell has.
-    server = instance.running(home)
-    if server is None:
-        print(
-            f"dev-token: no local server is running on {home}; the token is for one on"
-            f" {default_url()} (start it with `make run`)",
-            file=sys.stderr,
-        )
-    # Not `localdb.prepare`: it resets the app roles' passwords, which would cut
-    # off a `cosma serve` already running against a password-authenticated server.
-    admin_url = os.environ.get("DATABASE_URL", "")
-    stop: Callable[[], None] = lambda: None  # noqa: E731
-    if not admin_url:
-        admin_url, stop = localdb.start_embedded(home / "pg")
+    admin_url, stop = localdb.start_embedded(home / "pg")
     try:
         localdb.create_database(admin_url, "cosma")
         url = localdb.with_database(admin_url, "cosma")
         migrate.apply(url)
-        clients = list(args.client)
-        problem = ""
-        created: list[tuple[str, str]] = []
-        with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
-            conn.execute(
-                "insert into organizations (id, name) values (%s, %s) on conflict (id) do nothing",
-                (args.org, args.org),
-            )
-            conn.execute(
-                "insert into members (org_id, user_id, role) values (%s, %s, %s)"
-                " on conflict (org_id, user_id) do update set role = excluded.role",
-                (args.org, args.user, args.role),
-            )
-            for name in args.create_client:
-                row = conn.execute(
-                    "insert into clients (org_id, name) values (%s, %s) returning id::text",
-                    (args.org, name),
-                ).fetchone()
-                if row is None:  # an insert ... returning always gives a row
-                    raise RuntimeError("client insert returned nothing")
-                created.append((name, row[0]))
-                clients.append(row[0])
-            for client_id in clients:
-                owner = conn.execute(
-                    "select org_id from clients where id = %s", (client_id,)
-                ).fetchone()
-                if owner is None or owner[0] != args.org:
-                    where = "" if owner is None else f" (it belongs to organization {owner[0]})"
-                    problem = (
-                        f"dev-token: organization {args.org} has no client {client_id}{where};"
-                        " `--create-client NAME` makes one. Nothing was changed."
-                    )
-                    raise psycopg.Rollback()  # nothing of this command is kept
-                conn.execute(
-                    "insert into client_assignments (org_id, client_id, user_id)"
-                    " values (%s, %s, %s) on conflict do nothing",
-                    (args.org, client_id, args.user),
-                )
-    except psycopg.Error as exc:
-        print(f"dev-token: {type(exc).__name__}: {exc.diag.message_primary}", file=sys.stderr)
-        return 2
-    finally:
+    except BaseException:
         stop()
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
-    for name, client_id in created:  # committed: the ids exist now
-        print(f"client {name}: {client_id}", file=sys.stderr)
-    if server is not None:
-        iss, azp = server.issuer, server.azp
-    else:
-        settings = local_settings("", "", home)
-        iss, azp = settings.clerk_issuer, settings.allowed_origins[0]
-    issuer = LocalIssuer.load_or_create(home)
-    token = issuer.mint(
-        user_id=args.user, org_id=args.org, role=args.role, issuer=iss, azp=azp, ttl=args.ttl
+        raise
+    directory_url = localdb.with_user(url, migrate.DIRECTORY, "")
+    return local_settings("", "", home, directory_database_url=directory_url), stop
+
+
+def cmd_directory_reconcile(args: argparse.Namespace) -> int:
+    """What the daily scheduler job runs: Clerk's Backend API against our rows."""
+    import time
+    import uuid
+
+    from shared.directory import reconcile
+    from shared.runtime import Runtime
+
+    settings, stop = _directory_settings()
+    runtime = Runtime(settings)
+    started = time.monotonic()
+
+    def show(p: reconcile.OrgProgress) -> None:
+        print(
+            f"organization {p.org_id}: {p.members} member(s), created {p.created},"
+            f" updated {p.updated}, removed {p.removed}",
+            flush=True,
+        )
+
+    try:
+        summary = reconcile.run(
+            runtime,
+            request_id=f"cli-{uuid.uuid4().hex[:16]}",
+            dry_run=args.dry_run,
+            allow_mass_removal=args.allow_mass_removal,
+            on_progress=show,
+        )
+    finally:
+        runtime.close()
+        stop()
+    for reason in summary.refused:
+        print(f"refused: {reason}", file=sys.stderr)
+    print(
+        f"done{' (dry run, nothing applied)' if summary.dry_run else ''}:"
+        f" created {summary.created}, updated {summary.updated}, removed {summary.removed}"
+        f" ({summary.unchanged} unchanged) over {summary.organizations} organization(s),"
+        f" {summary.memberships} membership(s); erased {summary.erased_clients} client(s)"
+        f" of deleted organizations, {summary.clients_left} left;"
+        f" {summary.stopped} in {time.monotonic() - started:.2f}s",
+        flush=True,
     )
-    print(token)
-    return 0
+    return 1 if summary.refused or summary.clients_left or summary.stopped != "done" else 0
 
 
 def _worker_settings() -> tuple[Settings, Callable[[], None]]:
@@ -654,10 +868,24 @@ def build_parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("audit-verify", help="verify the audit hash chains")
     ver.add_argument("--org", default=None, help="only this organization")
     ver.set_defaults(func=cmd_audit_verify)
-    tok = sub.add_parser("dev-token", help="print a local session token for a member")
+    tok = sub.add_parser(
+        "dev-token", help="a local session token; org and member via signed Clerk webhooks"
+    )
     tok.add_argument("--user", required=True, help="user id, e.g. u1")
     tok.add_argument("--org", required=True, help="organization id, e.g. o1")
     tok.add_argument("--role", choices=("admin", "editor", "viewer"), default="admin")
+    tok.add_argument(
+        "--clerk-role",
+        default="",
+        metavar="ROLE",
+        help="the Clerk role to send instead of org:<role> (e.g. org:member, or an unmapped one)",
+    )
+    tok.add_argument(
+        "--data-location",
+        choices=("US", "EU"),
+        default=None,
+        help="the new organization's public_metadata.data_location (a later run keeps it)",
+    )
     tok.add_argument(
         "--client", action="append", default=[], type=_client_id, help="assign this client id"
     )
@@ -666,10 +894,46 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="create a client, assign it, print its id on stderr",
+        help="create a client through POST /clients (assigned unless admin), id on stderr",
+    )
+    tok.add_argument(
+        "--admin",
+        default="",
+        metavar="USER",
+        help="an admin of the organization who creates and assigns clients for a non-admin",
     )
     tok.add_argument("--ttl", type=int, default=3600, help="token lifetime in seconds")
     tok.set_defaults(func=cmd_dev_token)
+    eve = sub.add_parser("dev-event", help="send one signed Clerk event to the local server")
+    eve.add_argument(
+        "type",
+        choices=(
+            "organization.created",
+            "organization.updated",
+            "organization.deleted",
+            "organizationMembership.created",
+            "organizationMembership.updated",
+            "organizationMembership.deleted",
+            "user.deleted",
+        ),
+    )
+    eve.add_argument("--org", required=True, help="organization id")
+    eve.add_argument("--user", default="", help="user id (memberships, user.deleted)")
+    eve.add_argument(
+        "--clerk-role", default="org:admin", metavar="ROLE", help="a membership's role"
+    )
+    eve.add_argument("--data-location", choices=("US", "EU"), default=None)
+    eve.set_defaults(func=cmd_dev_event)
+    dire = sub.add_parser("directory", help="the directory of organizations and members")
+    dsub = dire.add_subparsers(dest="directory_command", required=True)
+    rec = dsub.add_parser("reconcile", help="compare with Clerk's Backend API and apply it")
+    rec.add_argument("--dry-run", action="store_true", help="show what differs, apply nothing")
+    rec.add_argument(
+        "--allow-mass-removal",
+        action="store_true",
+        help="remove organizations even when most of ours are not in Clerk",
+    )
+    rec.set_defaults(func=cmd_directory_reconcile)
     rot = sub.add_parser("rotate-keys", help="re-encrypt every stored token with a new key")
     rot.add_argument(
         "--no-new-key", action="store_true", help="re-encrypt to the newest existing version"

@@ -3,7 +3,7 @@
 `make run` and the tests call `prepare`: it starts Postgres 16 from the
 `pgserver` wheel in a data directory (reused on restart) unless an
 administrative URL is given, creates the project database, applies the
-migrations, and returns the URLs of the app and worker roles.
+migrations, and returns the URLs of the app, worker and directory roles.
 
 The embedded server is shared by every `cosma` process on that data directory
 (`serve`, and `dev-token` or `sync` beside it); pgserver counts them in
@@ -46,6 +46,7 @@ class LocalDatabase:
     app_url: str
     worker_url: str
     stop: Callable[[], None] = field(default=lambda: None)
+    directory_url: str = ""
 
 
 HANDLE_LIST = ".handle_pids.json"
@@ -197,6 +198,7 @@ def prepare(
         passwords = {
             migrate.APP: secrets.token_urlsafe(24),
             migrate.WORKER: secrets.token_urlsafe(24),
+            migrate.DIRECTORY: secrets.token_urlsafe(24),
         }
         migrate.apply(db_admin, passwords)
     except BaseException:  # Ctrl-C during migrations too: never leave Postgres behind
@@ -207,4 +209,5 @@ def prepare(
         app_url=with_user(db_admin, migrate.APP, passwords[migrate.APP]),
         worker_url=with_user(db_admin, migrate.WORKER, passwords[migrate.WORKER]),
         stop=stop,
+        directory_url=with_user(db_admin, migrate.DIRECTORY, passwords[migrate.DIRECTORY]),
     )

@@ -25,9 +25,10 @@ from shared.runtime import Runtime
 PREFIXES: dict[str, tuple[str, ...]] = {
     "auth": ("/auth", "/.well-known/security.txt"),
     "oauth": ("/oauth", "/connections"),
-    "datasets": ("/datasets", "/clients", "/audit"),
+    "datasets": ("/datasets", "/clients", "/members", "/audit"),
     "query": ("/query",),
     "sync": ("/sync",),
+    "directory": ("/webhooks/clerk", "/directory"),
 }
 
 

@@ -168,19 +168,20 @@ def grants(env: Environment) -> list[Grant]:
                     )
                 )
 
-    # BigQuery: the provisioner's custom role and the job users.
+    # BigQuery: the custom roles (the provisioner's, the eraser's) and the job users.
     for module, call in env.of_source("warehouse").items():
         resources = env.resources(module)
-        (custom,) = [b for t, _, b in resources if t == "google_project_iam_custom_role"]
-        permissions = ", ".join(f"`{p}`" for p in custom["permissions"])
-        out.append(
-            Grant(
-                env.member(call["provisioner_email"]),
-                f"custom role `{call['provisioner_role_id']}`: {permissions}",
-                "project",
-                "modules/warehouse",
+        customs = {n: b for t, n, b in resources if t == "google_project_iam_custom_role"}
+        for name, custom in sorted(customs.items()):
+            permissions = ", ".join(f"`{p}`" for p in custom["permissions"])
+            out.append(
+                Grant(
+                    env.member(call[f"{name}_email"]),
+                    f"custom role `{call[f'{name}_role_id']}`: {permissions}",
+                    "project",
+                    "modules/warehouse",
+                )
             )
-        )
         role = _role(resources, "google_project_iam_member", "job_user")
         for member in call["job_users"].values():
             out.append(Grant(env.member(member), f"`{role}`", "project", "modules/warehouse"))

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import lock
 
-FUNCTIONS = ("auth", "oauth", "datasets", "query", "sync")
+FUNCTIONS = ("auth", "oauth", "datasets", "query", "sync", "directory")
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _FILE_MODE = 0o100644  # regular file, rw-r--r--

@@ -54,6 +54,25 @@ _PER_PLATFORM = re.compile(
 # a line here fails `--check`: say what it is for before it ships.
 MEANING = {
     "COSMA_ENV": "the environment (`local`, `dev`, `staging`, `prod`...); in every dataset id",
+    "DIRECTORY_DATABASE_URL": "Postgres as the directory role (Clerk's organizations and"
+    " members, one organization at a time)",
+    "CLERK_ROLE_MAP": "Clerk organization role => ours, `org:admin=admin,...`; empty: the"
+    " default map (org:admin, org:editor, org:viewer, org:member=viewer); an unmapped role"
+    " gives no access",
+    "COSMA_DEFAULT_DATA_LOCATION": "an organization's data location (US or EU) when its Clerk"
+    " `public_metadata.data_location` is unset",
+    "CLERK_API_URL": "Clerk's Backend API, read by the directory's reconcile",
+    "CLERK_API_TIMEOUT_S": "the timeout of each Backend API request",
+    "COSMA_DIRECTORY_DELIVERY_RETENTION_DAYS": "how long seen `svix-id`s are kept (replays"
+    " within it answer 200 and change nothing)",
+    "COSMA_DIRECTORY_ERASE_BUDGET_S": "how long a webhook erases a deleted organization's"
+    " clients before leaving the rest to the reconcile",
+    "COSMA_RECONCILE_BUDGET_S": "how long a reconcile starts new organizations",
+    "RECONCILE_AUDIENCE": "the reconcile route's URL, the audience of its scheduler's OIDC token",
+    "RECONCILE_SCHEDULER_SA_EMAIL": "the only account whose OIDC token the reconcile accepts",
+    "CLERK_WEBHOOK_SECRET": "the Svix signing secret of Clerk's webhook endpoint (two,"
+    " space-separated, during a rotation)",
+    "CLERK_SECRET_KEY": "Clerk's Backend API key (the reconcile)",
     "GCP_PROJECT": "the Google Cloud project; when set, the warehouse defaults to BigQuery",
     "DATABASE_URL": "Postgres as the app role (no owner, no BYPASSRLS)",
     "WORKER_DATABASE_URL": "Postgres as the worker role (sync, key rotation)",
@@ -243,7 +262,7 @@ def rows(meaning: dict[str, str] = MEANING) -> tuple[list[Row], list[str]]:
 
 
 def _functions(row: Row) -> str:
-    every = ("auth", "oauth", "datasets", "query", "sync")
+    every = ("auth", "oauth", "datasets", "query", "sync", "directory")
     if not row.functions:
         return "none (the default)"
     if sorted(row.functions) == sorted(every):

@@ -1,6 +1,6 @@
 """Ordered plain-SQL migrations, applied once each and recorded.
 
-The runner connects with an administrative URL, makes sure the three roles
+The runner connects with an administrative URL, makes sure the four roles
 exist, then applies each pending file in its own transaction as `cosma_owner`,
 so every object is owned by a role that is used for nothing else. A checksum
 per file refuses a migration that was edited after it ran.
@@ -19,6 +19,8 @@ from psycopg import sql
 log = logging.getLogger("cosma.migrate")
 
 OWNER, APP, WORKER = "cosma_owner", "cosma_app", "cosma_worker"
+# Applies Clerk's directory (organizations, members) and nothing else.
+DIRECTORY = "cosma_directory"
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ def migrations() -> list[Migration]:
 def ensure_roles(conn: psycopg.Connection, passwords: dict[str, str] | None = None) -> None:
     """Create the roles if missing. Only the owner may create objects."""
     passwords = passwords or {}
-    for role, login in ((OWNER, False), (APP, True), (WORKER, True)):
+    for role, login in ((OWNER, False), (APP, True), (WORKER, True), (DIRECTORY, True)):
         exists = conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone()
         options = sql.SQL("LOGIN" if login else "NOLOGIN")
         if not exists:
@@ -66,16 +68,19 @@ def ensure_roles(conn: psycopg.Connection, passwords: dict[str, str] | None = No
         )
     )
     conn.execute(
-        sql.SQL("grant connect on database {} to {}, {}").format(
-            sql.Identifier(dbname), sql.Identifier(APP), sql.Identifier(WORKER)
+        sql.SQL("grant connect on database {} to {}, {}, {}").format(
+            sql.Identifier(dbname),
+            sql.Identifier(APP),
+            sql.Identifier(WORKER),
+            sql.Identifier(DIRECTORY),
         )
     )
     conn.execute(
         sql.SQL("grant usage, create on schema public to {}").format(sql.Identifier(OWNER))
     )
     conn.execute(
-        sql.SQL("grant usage on schema public to {}, {}").format(
-            sql.Identifier(APP), sql.Identifier(WORKER)
+        sql.SQL("grant usage on schema public to {}, {}, {}").format(
+            sql.Identifier(APP), sql.Identifier(WORKER), sql.Identifier(DIRECTORY)
         )
     )
     # Nobody but the owner creates objects in public.

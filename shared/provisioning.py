@@ -16,8 +16,10 @@ with its work.
   disconnect does, saying truthfully which were revoked), drops every dataset
   of the client (with their contents), deletes its connections' token
   ciphertext, deletes the client row (which cascades to connections, datasets,
-  OAuth states and sync runs) and writes the audit record; audit rows are
-  never deleted.
+  OAuth states, sync runs and assignments) and writes the audit record; audit
+  rows are never deleted. The work itself is `erase`, which the directory
+  runs too when Clerk deletes an organization (`shared.directory.erasure`),
+  in its own transactions and with its own record.
 - `export_client` has the warehouse write each dataset of the client as
   Parquet into a fresh folder of the export sink (BigQuery's extract job into
   the bucket in the cloud, a local folder here) and seals it with a manifest;
@@ -28,8 +30,10 @@ with its work.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from shared import errors
 from shared.export import (
@@ -51,6 +55,8 @@ from shared.warehouse.ids import (
 from shared.warehouse.port import DatasetSpec
 
 if TYPE_CHECKING:
+    import psycopg
+
     from shared.audit import RequestAudit
     from shared.principal import Principal
     from shared.runtime import Runtime
@@ -190,6 +196,19 @@ class Erasure:
             "connections": [d.public() for d in self.disconnected],
         }
 
+    def detail(self) -> str:
+        """For the audit record: counts, and which grants were not revoked and why."""
+        not_revoked = [
+            f"{d.connection_id}:{d.revocation.reason}"
+            for d in self.disconnected
+            if not d.revocation.revoked
+        ]
+        return (
+            f"erased: datasets={self.datasets_dropped} connections={len(self.disconnected)}"
+            f" revoked={len(self.disconnected) - len(not_revoked)}"
+            + (f" not_revoked={','.join(not_revoked)}" if not_revoked else "")
+        )
+
 
 # S608: HELD is a constant column list; the client id is a parameter.
 _HELD = f"select {HELD} from connections where client_id = %s order by created_at"  # noqa: S608
@@ -198,60 +217,88 @@ _HELD = f"select {HELD} from connections where client_id = %s order by created_a
 def erase_client(
     runtime: Runtime, principal: Principal, audit: RequestAudit, client_id: str
 ) -> Erasure:
-    """Everything of the client goes except its audit trail; see the module docstring.
+    """Everything of the client goes except its audit trail; see the module docstring."""
 
-    Grants are revoked at their providers before the erasure transaction, with
-    no transaction open while the providers answer; a connection made in
-    between is revoked inside it. A failure after revocation leaves the client
-    in place with its tokens deleted or not, and a retry converges (a grant
-    already dead is reported as revoked).
+    def resolve(tx: TenantTransaction, wanted: str) -> str:
+        return access_client(tx, principal, "manage", wanted).id
+
+    def record(tx: TenantTransaction, erasure: Erasure) -> None:
+        audit.record(tx, resource=f"/clients/{erasure.client_id}", detail=erasure.detail())
+
+    return erase(
+        runtime,
+        principal.org_id,
+        client_id,
+        transaction=lambda: tenant(runtime.db, principal),
+        resolve=resolve,
+        record=record,
+    )
+
+
+class Executes(Protocol):
+    """A transaction that runs statements: the caller's (`TenantTransaction`), or
+    the directory's when Clerk deleted the organization."""
+
+    def execute(self, query: Any, params: Any = None) -> psycopg.Cursor[Any]: ...
+
+
+T = TypeVar("T", bound=Executes)
+
+
+def erase(
+    runtime: Runtime,
+    org_id: str,
+    client_id: str,
+    *,
+    transaction: Callable[[], AbstractContextManager[T]],
+    resolve: Callable[[T, str], str],
+    record: Callable[[T, Erasure], None],
+) -> Erasure:
+    """The erasure of `org_id`'s client: `DELETE /clients/{id}` and a Clerk
+    organization's deletion both come here.
+
+    `transaction` opens the caller's transaction, `resolve` checks the client
+    in it (raising NotFound) and gives its canonical id, `record` writes the
+    caller's audit record with the work. Grants are revoked at their providers
+    before the erasure transaction, with no transaction open while the
+    providers answer; a connection made in between is revoked inside it. A
+    failure after revocation leaves the client in place with its tokens
+    deleted or not, and a retry converges (a grant already dead is reported as
+    revoked).
     """
-    with tenant(runtime.db, principal) as tx:
-        client = access_client(tx, principal, "manage", client_id)
-        held = tx.execute(_HELD, (client.id,)).fetchall()
-    done = {row[0]: revoke_held(runtime, principal.org_id, row) for row in held}
-    with tenant(runtime.db, principal) as tx:
-        client = access_client(tx, principal, "manage", client.id)
-        for row in tx.execute(_HELD, (client.id,)).fetchall():
+    with transaction() as tx:
+        client = resolve(tx, client_id)
+        held = tx.execute(_HELD, (client,)).fetchall()
+    done = {row[0]: revoke_held(runtime, org_id, row) for row in held}
+    with transaction() as tx:
+        client = resolve(tx, client)
+        for row in tx.execute(_HELD, (client,)).fetchall():
             if row[0] not in done:  # connected while we were revoking
-                done[row[0]] = revoke_held(runtime, principal.org_id, row)
+                done[row[0]] = revoke_held(runtime, org_id, row)
         # Tokens first: even if a later step fails and is retried, no query in between
         # could still use them (the whole transaction commits or nothing does).
         tx.execute(
             "update connections set token_ciphertext = null, key_version = null,"
             " status = 'disconnected', updated_at = now() where client_id = %s",
-            (client.id,),
+            (client,),
         )
         dataset_ids = [
             r[0]
             for r in tx.execute(
-                "select dataset_id from datasets where client_id = %s", (client.id,)
+                "select dataset_id from datasets where client_id = %s", (client,)
             ).fetchall()
         ]
         # Also the ids of datasets never recorded (a provisioning that died before its commit).
         env, names = runtime.settings.env, runtime.platforms.names
-        expected = {dataset_id_for(env, client.id, p) for p in names}
+        expected = {dataset_id_for(env, client, p) for p in names}
         for dataset_id in sorted(expected | set(dataset_ids)):
             runtime.warehouse.drop_dataset(dataset_id)
-        deleted = tx.execute("delete from clients where id = %s", (client.id,)).rowcount
+        deleted = tx.execute("delete from clients where id = %s", (client,)).rowcount
         if deleted != 1:
             raise errors.NotFound("No such client.")
-        disconnected = tuple(done.values())
-        not_revoked = [
-            f"{d.connection_id}:{d.revocation.reason}"
-            for d in disconnected
-            if not d.revocation.revoked
-        ]
-        audit.record(
-            tx,
-            resource=f"/clients/{client.id}",
-            detail=(
-                f"erased: datasets={len(dataset_ids)} connections={len(disconnected)}"
-                f" revoked={len(disconnected) - len(not_revoked)}"
-                + (f" not_revoked={','.join(not_revoked)}" if not_revoked else "")
-            ),
-        )
-    return Erasure(client.id, len(dataset_ids), disconnected)
+        erasure = Erasure(client, len(dataset_ids), tuple(done.values()))
+        record(tx, erasure)
+    return erasure
 
 
 def _export_folder(runtime: Runtime, org_id: str, client_id: str, export_id: str) -> ExportFolder:

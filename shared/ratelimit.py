@@ -8,7 +8,11 @@ Policy (who is counted where):
   against the principal's bucket (`user:<org>:<user>`) when the token and the
   membership check out, against the client IP's bucket when they do not
   (a failed authentication);
-- `/healthz` is never limited (load balancers must always reach it).
+- `/healthz` is never limited (load balancers must always reach it);
+- a route whose credential is a signature rather than a header
+  (`/webhooks/clerk`, signed by Svix) is counted like a token: not on the
+  way in, against the IP when its signature is refused. Svix sends bursts
+  (an organization deleted with its memberships) from shared addresses.
 
 So every request costs one statement (`app.rate_limit_take`, one atomic
 upsert, see migrations 0001 and 0002) and an authenticated user is never held
@@ -45,9 +49,18 @@ if TYPE_CHECKING:
     from shared.principal import Principal
     from shared.settings import Settings
 
-__all__ = ["EXEMPT_PATHS", "Decision", "Limit", "RateLimiter", "ip_key", "user_key"]
+__all__ = [
+    "EXEMPT_PATHS",
+    "SIGNED_PATHS",
+    "Decision",
+    "Limit",
+    "RateLimiter",
+    "ip_key",
+    "user_key",
+]
 
 EXEMPT_PATHS = frozenset({"/healthz"})
+SIGNED_PATHS = frozenset({"/webhooks/clerk"})
 _SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*s\s*(?::\s*(\d+))?\s*$")
 _MAX_BLOCKED = 10_000
 
@@ -134,7 +147,7 @@ class RateLimiter:
             return
         key = ip_key(client_ip)
         self._raise_if_blocked(key)
-        if not authorization.strip():
+        if not authorization.strip() and path not in SIGNED_PATHS:
             self.check(key, self.ip_limit)
 
     def authenticated(self, principal: Principal) -> None:

@@ -71,6 +71,17 @@ class Runtime:
         )
 
     @cached_property
+    def directory_db(self) -> Database:
+        """The directory's own role (cosma_directory): Clerk's organizations and members."""
+        from shared.db import Database
+
+        return Database(
+            self.settings.directory_database_url,
+            max_size=self.settings.db_pool_max,
+            name="directory",
+        )
+
+    @cached_property
     def warehouse(self) -> Warehouse:
         """The configured warehouse; google.cloud.bigquery loads only for BigQuery."""
         settings = self.settings
@@ -155,6 +166,13 @@ class Runtime:
         self.db.connect_ahead()
         return Authenticator.from_settings(self.settings, self.db, clock=self.clock)
 
+    def forget_membership(self, user_id: str, org_id: str) -> None:
+        """Drop this instance's cached membership of (user, organization), if it has one,
+        after this instance changed it; other instances follow within the cache's bound."""
+        authenticator: Authenticator | None = self.__dict__.get("authenticator")
+        if authenticator is not None:
+            authenticator.forget(user_id, org_id)
+
     @cached_property
     def rate_limiter(self) -> RateLimiter:
         from shared.ratelimit import RateLimiter
@@ -172,7 +190,7 @@ class Runtime:
         return observability.init_sentry(self.settings, lambda: self.secrets)
 
     def close(self) -> None:
-        for name in ("db", "worker_db", "warehouse", "exports"):
+        for name in ("db", "worker_db", "directory_db", "warehouse", "exports"):
             adapter: Any = self.__dict__.get(name)
             if adapter is not None:
                 adapter.close()

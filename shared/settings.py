@@ -19,10 +19,54 @@ from shared.platform_names import CLOUD_PLATFORMS
 
 # `<KEY>_CLIENT_ID` and `<KEY>_BASE_URL` are read for the deployed platforms only.
 _PLATFORM_KEYS = tuple(name.upper() for name in CLOUD_PLATFORMS)
+_ROLES = ("admin", "editor", "viewer")
+_LOCATIONS = ("US", "EU")
+
+# Clerk organization role (key) => our role. Clerk's own defaults are `org:admin`
+# and `org:member`; `org:editor` and `org:viewer` are custom roles an instance
+# creates. A role missing here gives no access at all.
+DEFAULT_CLERK_ROLE_MAP: Mapping[str, str] = {
+    "org:admin": "admin",
+    "org:editor": "editor",
+    "org:viewer": "viewer",
+    "org:member": "viewer",
+}
 
 
 def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def clerk_role_key(role: str) -> str:
+    """A Clerk organization role in its `org:` form (session tokens v2 drop the prefix)."""
+    role = role.strip()
+    return role if role.startswith("org:") else f"org:{role}"
+
+
+def parse_role_map(spec: str) -> dict[str, str]:
+    """`"org:admin=admin,org:billing=viewer"` => {clerk role: our role}; `""` is the default.
+
+    Raises ValueError on an entry that is not `<clerk role>=<admin|editor|viewer>`:
+    a typo must stop the function at start, not silently lock people out.
+    """
+    if not spec.strip():
+        return dict(DEFAULT_CLERK_ROLE_MAP)
+    mapping: dict[str, str] = {}
+    for entry in _split(spec):
+        clerk, sep, ours = (part.strip() for part in entry.partition("="))
+        if not sep or not clerk or ours not in _ROLES:
+            raise ValueError(
+                f"CLERK_ROLE_MAP entry {entry!r} is not '<clerk role>=<{'|'.join(_ROLES)}>'"
+            )
+        mapping[clerk_role_key(clerk)] = ours
+    return mapping
+
+
+def _location(value: str) -> str:
+    location = value.strip().upper() or "US"
+    if location not in _LOCATIONS:
+        raise ValueError(f"COSMA_DEFAULT_DATA_LOCATION must be one of {', '.join(_LOCATIONS)}")
+    return location
 
 
 @dataclass(frozen=True)
@@ -30,6 +74,8 @@ class Settings:
     env: str = "local"
     database_url: str = ""
     worker_database_url: str = ""
+    # The directory function's role (cosma_directory): Clerk's organizations and members.
+    directory_database_url: str = ""
     allowed_origins: tuple[str, ...] = ()
     app_url: str = "http://localhost:3000"
     public_url: str = "http://127.0.0.1:8080"
@@ -48,6 +94,22 @@ class Settings:
     # Audiences a session token's `aud` may name; a token with any other `aud` is
     # refused (Clerk sets one only when a custom session template does).
     clerk_audiences: tuple[str, ...] = ()
+    # The directory (Clerk webhooks, reconcile). The webhook signing secrets
+    # ("clerk-webhook-secret", up to two during a rotation) and the Backend API
+    # key ("clerk-secret-key") come from the secrets port.
+    clerk_role_map: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CLERK_ROLE_MAP))
+    default_data_location: str = "US"
+    clerk_api_url: str = "https://api.clerk.com/v1"
+    clerk_api_timeout_s: float = 10.0
+    # Seen `svix-id`s are kept this long (Svix retries for about three days).
+    directory_delivery_retention_days: int = 14
+    # How long a webhook request erases a deleted organization's clients; what is
+    # left is erased by the next reconcile.
+    directory_erase_budget_s: float = 20.0
+    reconcile_budget_s: float = 480.0
+    # The reconcile trigger (Cloud Scheduler OIDC), like sync's.
+    reconcile_audience: str = ""
+    reconcile_scheduler_sa_email: str = ""
     # Secrets: where the keyring is mounted (cloud) or kept (local).
     keyring_dir: Path | None = None
     secrets_dir: Path | None = None
@@ -134,6 +196,7 @@ class Settings:
             "env": get("COSMA_ENV", "local"),
             "database_url": get("DATABASE_URL"),
             "worker_database_url": get("WORKER_DATABASE_URL"),
+            "directory_database_url": get("DIRECTORY_DATABASE_URL"),
             "allowed_origins": _split(get("COSMA_ALLOWED_ORIGINS")),
             "app_url": get("COSMA_APP_URL", "http://localhost:3000"),
             "public_url": get("COSMA_PUBLIC_URL", "http://127.0.0.1:8080"),
@@ -144,6 +207,17 @@ class Settings:
             "clerk_jwt_key": env.get("CLERK_JWT_KEY", ""),
             "clerk_other_issuers": _split(get("CLERK_OTHER_ISSUERS")),
             "clerk_audiences": _split(get("CLERK_AUDIENCES")),
+            "clerk_role_map": parse_role_map(get("CLERK_ROLE_MAP")),
+            "default_data_location": _location(get("COSMA_DEFAULT_DATA_LOCATION", "US")),
+            "clerk_api_url": get("CLERK_API_URL", "https://api.clerk.com/v1"),
+            "clerk_api_timeout_s": float(get("CLERK_API_TIMEOUT_S", "10")),
+            "directory_delivery_retention_days": int(
+                get("COSMA_DIRECTORY_DELIVERY_RETENTION_DAYS", "14")
+            ),
+            "directory_erase_budget_s": float(get("COSMA_DIRECTORY_ERASE_BUDGET_S", "20")),
+            "reconcile_budget_s": float(get("COSMA_RECONCILE_BUDGET_S", "480")),
+            "reconcile_audience": get("RECONCILE_AUDIENCE"),
+            "reconcile_scheduler_sa_email": get("RECONCILE_SCHEDULER_SA_EMAIL"),
             "keyring_dir": path("COSMA_KEYRING_DIR"),
             "secrets_dir": path("COSMA_SECRETS_DIR"),
             "gcp_project": get("GCP_PROJECT"),

@@ -18,6 +18,7 @@ from cosma.server import LocalServer
 from shared.runtime import Runtime
 from shared.settings import Settings
 from tests.support import log_scan
+from tests.support.clerk import Webhooks
 from tests.support.identity import TokenIssuer
 from tests.support.seed import Seeder
 
@@ -80,6 +81,7 @@ def settings(pg: localdb.LocalDatabase, state_dir: Path, tokens: TokenIssuer) ->
         env="test",
         database_url=pg.app_url,
         worker_database_url=pg.worker_url,
+        directory_database_url=pg.directory_url,
         allowed_origins=(ALLOWED_ORIGIN,),
         app_url="https://app.cosma.test",
         public_url="http://127.0.0.1:8080",
@@ -116,3 +118,36 @@ def server(runtime: Runtime) -> LocalServer:
 @pytest.fixture
 def client(server: LocalServer) -> Client:
     return Client(server)
+
+
+@pytest.fixture
+def isolated(pg: localdb.LocalDatabase, settings: Settings) -> Iterator[tuple[Runtime, Seeder]]:
+    """A migrated database of the test's own, with its runtime and seeder: for work
+    that reads every organization or every due connection (a reconcile, a lease)."""
+    from tests.support.sync_env import sync_database
+
+    db = sync_database(pg)
+    runtime = Runtime(
+        settings.with_changes(
+            database_url=db.app_url,
+            worker_database_url=db.worker_url,
+            directory_database_url=db.directory_url,
+        )
+    )
+    yield runtime, Seeder(db.admin_url)
+    runtime.close()
+
+
+@pytest.fixture(scope="session")
+def webhook_secret(settings: Settings) -> str:
+    """The suite's Clerk webhook signing secret, where the local secrets port reads it."""
+    from cosma import clerk_events
+
+    assert settings.secrets_dir is not None
+    return clerk_events.local_secret_or_create(settings.secrets_dir)
+
+
+@pytest.fixture
+def webhooks(client: Client, webhook_secret: str) -> Webhooks:
+    """Clerk's webhooks, signed by the svix library, posted to the local server."""
+    return Webhooks(client, webhook_secret)

@@ -1,5 +1,16 @@
-"""Cloud Function `datasets`: one isolated warehouse dataset per client per platform.
+"""Cloud Function `datasets`: clients, their assignments, and one isolated warehouse
+dataset per client per platform.
 
+    POST   /clients                       create a client {name} (admin); 201
+    GET    /clients                       the clients the caller sees, with their
+                                          connections' platforms and status
+    GET    /clients/{client_id}           one client (anyone who sees it)
+    PATCH  /clients/{client_id}           rename {name} (admin)
+    GET    /members                       user ids, roles, assigned clients (admin)
+    GET    /clients/{client_id}/assignments            who has the client (admin)
+    GET    /clients/{client_id}/assignments/{user_id}  one assignment (admin)
+    PUT    /clients/{client_id}/assignments/{user_id}  assign (admin; idempotent) 204
+    DELETE /clients/{client_id}/assignments/{user_id}  unassign (admin; idempotent) 204
     POST   /datasets                      provision (admin; idempotent)
     GET    /datasets?client_id=           the client's datasets (anyone who sees the client)
     DELETE /datasets/{client_id}/{platform}  drop one dataset and its rows (admin)
@@ -11,20 +22,25 @@
     GET    /audit                         the organization's audit records, hash chain
                                           included, page by page (admin)
 
-Handlers parse, make one call into `shared.provisioning` inside the caller's
-transaction (which authorizes before any warehouse call) and respond.
+Handlers parse, make one call into `shared.provisioning` or
+`shared.directory.clients` (each authorizes in the caller's transaction
+before acting, and before any warehouse call) and respond. Roles are not set
+here: they come from Clerk (the `directory` function). The client routes live
+with the erasure because the load balancer routes `/clients/*` by path only.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 import functions_framework
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from werkzeug.wrappers import Request, Response
 
 from shared import audit, provisioning
+from shared.directory import clients
 from shared.http import Context, Router, json_response, no_content, validate
 from shared.reporting.spec import PlatformName
 
@@ -51,6 +67,20 @@ class DropPath(BaseModel):
     platform: Platform
 
 
+# Printable text: no control characters (Postgres text cannot hold NUL either).
+ClientName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$"
+    ),
+]
+
+
+class ClientRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+    name: ClientName
+
+
 class DownloadPath(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
     client_id: uuid.UUID
@@ -64,6 +94,73 @@ class AuditQuery(BaseModel):
     since: datetime | None = None
     until: datetime | None = None
     limit: int = Field(default=1000, ge=1, le=10_000)
+
+
+@router.route("POST", "/clients", action="clients.create", body=ClientRequest)
+def create_client(ctx: Context) -> Response:
+    """Create a client (admin); names are unique in the organization, whatever the case."""
+    principal = ctx.principal()
+    body = ctx.body(ClientRequest)
+    created = clients.create_client(ctx.runtime, principal, ctx.audit, body.name)
+    return json_response(created.public(), status=201)
+
+
+@router.route("GET", "/clients", action="clients.list")
+def list_clients(ctx: Context) -> Response:
+    """The clients the caller may see, with their connections' platforms and status."""
+    found = clients.list_clients(ctx.runtime, ctx.principal(), ctx.audit)
+    return json_response({"clients": [c.public() for c in found]})
+
+
+@router.route("GET", "/clients/{client_id}", action="clients.get")
+def get_client(ctx: Context, client_id: str) -> Response:
+    """One client, with its connections' platforms and status."""
+    found = clients.get_client(ctx.runtime, ctx.principal(), ctx.audit, client_id)
+    return json_response(found.public())
+
+
+@router.route("PATCH", "/clients/{client_id}", action="clients.rename", body=ClientRequest)
+def rename_client(ctx: Context, client_id: str) -> Response:
+    """Rename a client (admin)."""
+    principal = ctx.principal()
+    body = ctx.body(ClientRequest)
+    found = clients.rename_client(ctx.runtime, principal, ctx.audit, client_id, body.name)
+    return json_response(found.public())
+
+
+@router.route("GET", "/members", action="members.list")
+def list_members(ctx: Context) -> Response:
+    """The organization's members: user id, role (from Clerk), assigned clients (admin)."""
+    members = clients.list_members(ctx.runtime, ctx.principal(), ctx.audit)
+    return json_response({"members": members})
+
+
+@router.route("GET", "/clients/{client_id}/assignments", action="assignments.list")
+def list_assignments(ctx: Context, client_id: str) -> Response:
+    """Who is assigned the client (admin)."""
+    found = clients.list_assignments(ctx.runtime, ctx.principal(), ctx.audit, client_id)
+    return json_response({"assignments": found})
+
+
+@router.route("GET", "/clients/{client_id}/assignments/{user_id}", action="assignments.get")
+def get_assignment(ctx: Context, client_id: str, user_id: str) -> Response:
+    """One assignment (admin); 404 when the member is not assigned the client."""
+    found = clients.get_assignment(ctx.runtime, ctx.principal(), ctx.audit, client_id, user_id)
+    return json_response(found)
+
+
+@router.route("PUT", "/clients/{client_id}/assignments/{user_id}", action="assignments.put")
+def assign(ctx: Context, client_id: str, user_id: str) -> Response:
+    """Assign the client to a member (admin; idempotent)."""
+    clients.assign(ctx.runtime, ctx.principal(), ctx.audit, client_id, user_id)
+    return no_content()
+
+
+@router.route("DELETE", "/clients/{client_id}/assignments/{user_id}", action="assignments.delete")
+def unassign(ctx: Context, client_id: str, user_id: str) -> Response:
+    """Take the client from a member (admin; idempotent)."""
+    clients.unassign(ctx.runtime, ctx.principal(), ctx.audit, client_id, user_id)
+    return no_content()
 
 
 @router.route("POST", "/datasets", action="datasets.provision", body=ProvisionRequest)

@@ -1,7 +1,8 @@
 """Leases: how concurrent sync invocations share the due connections without overlap.
 
 A connection is due when it is active, `next_sync_at` has passed, it is out of
-backoff and no unexpired lease holds it. `take` claims a few due rows in one
+backoff, no unexpired lease holds it and its organization is not suspended
+(deleted in Clerk, its clients being erased). `take` claims a few due rows in one
 statement (`FOR UPDATE SKIP LOCKED`: concurrent invocations skip each other's
 rows instead of waiting) and stamps them with the caller's owner id and an
 expiry. A lease outlives the function timeout, so a crashed run's connections
@@ -32,6 +33,9 @@ update public.connections c
       and next_sync_at <= now()
       and (lease_until is null or lease_until < now())
       and (backoff_until is null or backoff_until <= now())
+      -- An organization deleted in Clerk is suspended until its clients are erased.
+      and not exists (select 1 from public.organizations o
+                       where o.id = connections.org_id and o.suspended_at is not null)
     order by next_sync_at
     limit %(limit)s
     for update skip locked)

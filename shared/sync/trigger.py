@@ -33,15 +33,25 @@ CERTS_TIMEOUT_S = 10.0
 _MAX_TOKEN = 8192
 
 
-def verify(authorization: str, settings: Settings) -> str:
-    """The verified scheduler email, or Unauthorized / Unavailable."""
+def verify(
+    authorization: str,
+    settings: Settings,
+    *,
+    audience: str | None = None,
+    expected_email: str | None = None,
+) -> str:
+    """The verified scheduler email, or Unauthorized / Unavailable.
+
+    `audience` and `expected_email` default to sync's (`sync_audience`,
+    `scheduler_sa_email`); another scheduled job (the directory's reconcile)
+    passes its own URL and its own scheduler account."""
     import google.auth.exceptions
     from google.oauth2 import id_token
 
     scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
-    audience = settings.sync_audience
-    expected_email = settings.scheduler_sa_email
+    audience = settings.sync_audience if audience is None else audience
+    expected_email = settings.scheduler_sa_email if expected_email is None else expected_email
     if (
         scheme.lower() != "bearer"
         or not token

@@ -2,13 +2,19 @@
 
 The table below names a request for each Clerk-authenticated route; a route
 added without a case fails `test_every_route_has_a_case`, so a new endpoint
-cannot skip these checks. `POST /sync` is authenticated by Cloud Scheduler's
-OIDC token instead and has its own tests (tests/*/test_sync_*).
+cannot skip these checks. `POST /sync` and `POST /directory/reconcile` are
+authenticated by Cloud Scheduler's OIDC token instead, and `POST
+/webhooks/clerk` by Svix's signature; they have their own tests
+(tests/*/test_sync_*, tests/integration/test_directory_*).
+
+The role matrix of the clients, members and assignments routes is here too;
+the older routes' is tests/integration/test_auth.py::test_role_matrix_for_every_action.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -82,23 +88,63 @@ CASES = [
     ),
     Case("POST", "/query", lambda o, c: ("/query", _query_body(o))),
     Case("GET", "/audit", lambda o, c: ("/audit", None)),
+    Case("POST", "/clients", lambda o, c: ("/clients", {"name": f"New {uuid.uuid4().hex[:8]}"})),
+    Case("GET", "/clients", lambda o, c: ("/clients", None)),
+    Case("GET", "/clients/{client_id}", lambda o, c: (f"/clients/{o.clients[0]}", None)),
+    Case(
+        "PATCH",
+        "/clients/{client_id}",
+        lambda o, c: (f"/clients/{o.clients[0]}", {"name": f"Renamed {uuid.uuid4().hex[:8]}"}),
+    ),
+    Case("GET", "/members", lambda o, c: ("/members", None)),
+    Case(
+        "GET",
+        "/clients/{client_id}/assignments",
+        lambda o, c: (f"/clients/{o.clients[0]}/assignments", None),
+    ),
+    *(
+        Case(
+            method,
+            "/clients/{client_id}/assignments/{user_id}",
+            lambda o, c: (f"/clients/{o.clients[0]}/assignments/{o.user('editor')}", None),
+        )
+        for method in ("GET", "PUT", "DELETE")
+    ),
 ]
-# Routes whose resource is the caller's own (session, organization's audit log),
-# not a client: tests/integration/test_audit_export.py covers the audit export's
-# isolation.
-NO_RESOURCE = {"/auth/session", "/audit"}
+# Routes whose resource is the caller's own (session, organization's audit log,
+# its clients and members as a whole), not one client: a request from another
+# organization acts on its own. tests/integration/test_audit_export.py covers
+# the audit export's isolation, tests/integration/test_clients_api.py the lists'.
+NO_RESOURCE = {"/auth/session", "/audit", "/clients", "/members"}
 
 
 # Public by design: no caller, no tenant data (RFC 9116's security.txt).
 PUBLIC = {("GET", "/.well-known/security.txt")}
+# Authenticated otherwise: Cloud Scheduler's OIDC token, Svix's signature.
+NOT_A_SESSION = {("POST", "/sync"), ("POST", "/directory/reconcile"), ("POST", "/webhooks/clerk")}
+
+# (admin, editor, viewer) status of each clients, members and assignments route,
+# on the organization's first client (assigned to its editor and viewer).
+ROLE_MATRIX = {
+    ("POST", "/clients"): (201, 403, 403),
+    ("GET", "/clients"): (200, 200, 200),
+    ("GET", "/clients/{client_id}"): (200, 200, 200),
+    ("PATCH", "/clients/{client_id}"): (200, 403, 403),
+    ("GET", "/members"): (200, 403, 403),
+    ("GET", "/clients/{client_id}/assignments"): (200, 403, 403),
+    ("GET", "/clients/{client_id}/assignments/{user_id}"): (200, 403, 403),
+    ("PUT", "/clients/{client_id}/assignments/{user_id}"): (204, 403, 403),
+    ("DELETE", "/clients/{client_id}/assignments/{user_id}"): (204, 403, 403),
+}
 
 
 def _routes() -> set[tuple[str, str]]:
     found = set()
     for name in PREFIXES:
         for route in function_router(name).routes:
-            if route.pattern != "/sync" and (route.method, route.pattern) not in PUBLIC:
-                found.add((route.method, route.pattern))
+            key = (route.method, route.pattern)
+            if key not in NOT_A_SESSION and key not in PUBLIC:
+                found.add(key)
     return found
 
 
@@ -122,6 +168,8 @@ def _tenant_state(admin_url: str, org: Org) -> tuple[Any, ...]:
                 " where org_id = %s order by id",
                 "select dataset_id, status from datasets where org_id = %s order by dataset_id",
                 "select count(*) from oauth_states where org_id = %s",
+                "select client_id, user_id from client_assignments where org_id = %s order by 1, 2",
+                "select user_id, role from members where org_id = %s order by user_id",
             )
         )
 
@@ -180,6 +228,40 @@ def test_every_route_writes_exactly_one_audit_record(
     response = _call(client, case, org, conn_id, tokens.header(org, org.user(role)))
     assert response.status_code < 500, response.get_data(True)
     assert _audit_count(seeder.admin_url, org) == before + 1
+
+
+def test_every_clients_and_members_route_is_in_the_matrix() -> None:
+    # DELETE /clients/{id}, the export and its download are admin-only "manage"
+    # work, in the older matrix (test_auth) and the datasets and export tests.
+    older = {
+        ("DELETE", "/clients/{client_id}"),
+        ("POST", "/clients/{client_id}/export"),
+        ("GET", "/clients/{client_id}/exports/{export_id}/{name}"),
+    }
+    routes = {
+        (r.method, r.pattern)
+        for r in function_router("datasets").routes
+        if r.pattern.startswith(("/clients", "/members"))
+    }
+    assert set(ROLE_MATRIX) == routes - older
+
+
+@pytest.mark.parametrize("role", ["admin", "editor", "viewer"])
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if (c.method, c.pattern) in ROLE_MATRIX], ids=str
+)
+def test_the_clients_and_assignments_role_matrix(
+    case: Case, role: str, seeder: Seeder, client: Client, tokens: TokenIssuer
+) -> None:
+    statuses = dict(
+        zip(("admin", "editor", "viewer"), ROLE_MATRIX[(case.method, case.pattern)], strict=True)
+    )
+    org = seeder.org()
+    before = _tenant_state(seeder.admin_url, org)
+    response = _call(client, case, org, "", tokens.header(org, org.user(role)))
+    assert response.status_code == statuses[role], response.get_data(True)
+    if statuses[role] == 403:
+        assert _tenant_state(seeder.admin_url, org) == before
 
 
 def test_the_session_cookie_counts_only_where_a_route_allows_it(

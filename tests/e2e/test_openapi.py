@@ -121,7 +121,9 @@ def test_the_document_is_deterministic() -> None:
 
 
 @pytest.fixture(scope="module")
-def live(runtime: Runtime) -> Iterator[str]:
+def live(runtime: Runtime, webhook_secret: str) -> Iterator[str]:
+    # Configured as deployed: the webhook's signing secret exists (without it the
+    # webhook rightly answers 503, so that Svix retries).
     with serve(LocalServer(runtime)) as url:
         yield url
 

@@ -117,7 +117,7 @@ def _walk(checkout: Path, port: int | None) -> None:
     try:
         record = _wait_ready(checkout, server)
         assert record.url == f"http://127.0.0.1:{expected}"
-        first, sandbox, erase = walkthrough_blocks(README.read_text())
+        first, sandbox, erase, directory = walkthrough_blocks(README.read_text())
 
         out = _bash(first, checkout)
         assert '{"status":"ok"}' in out
@@ -138,6 +138,21 @@ def _walk(checkout: Path, port: int | None) -> None:
         assert lines[-4] == "200", lines[-4]
         # disconnect, drop the dataset, erase the client
         assert lines[-3:] == ["200", "204", "200"], lines[-3:]
+
+        # Organizations, members and clients: signed Clerk events, clients by API.
+        out = _bash(directory, checkout)
+        lines = out.splitlines()
+        assert lines[0] == "409", lines  # a second "acme"
+        assert lines[1] == "204", lines  # the editor is assigned Acme
+        assert '"name":"Acme"' in lines[2] and "Globex" not in lines[2], lines[2]
+        assert lines[3] == "404", lines  # ... and does not see Globex
+        assert '"user_id":"u2","role":"editor","client_ids":["' in lines[4], lines[4]
+        assert lines[5:] == [
+            "403",  # a viewer's POST /clients
+            "404",  # another organization's admin
+            "organizationMembership.deleted: applied",
+            "403",  # the removed editor
+        ], lines
 
         # The banner's commands work as printed, from a shell without PORT.
         banner = _banner_commands(checkout)

@@ -35,8 +35,9 @@ def key() -> str:
 
 
 @pytest.fixture
-def limited(settings: Settings) -> Iterator[Callable[..., Client]]:
-    """A client over a runtime with its own limits (the shared one has none)."""
+def limited(settings: Settings, webhook_secret: str) -> Iterator[Callable[..., Client]]:
+    """A client over a runtime with its own limits (the shared one has none),
+    configured as deployed (the webhook's signing secret exists)."""
     made: list[Runtime] = []
 
     def make(ip: str = "3/3600s", user: str = "3/3600s", xff_entries: int = 1) -> Client:
@@ -293,3 +294,31 @@ def test_refused_scheduler_tokens_count_against_the_ip(limited) -> None:
     ip = fresh_ip()
     forged = {"Authorization": "Bearer not-a-google-token", "X-Forwarded-For": ip}
     assert [client.post("/sync", headers=forged).status_code for _ in range(3)] == [401, 401, 429]
+
+
+def test_signed_webhooks_take_no_bucket_and_refused_ones_count_against_the_ip(
+    limited, webhook_secret: str
+) -> None:
+    # Svix delivers bursts from shared addresses (an organization deleted with its
+    # memberships): a verified delivery is not counted; a refused one is.
+    from cosma import clerk_events
+    from tests.support.clerk import Webhooks, new_id
+
+    client = limited(ip="2/3600s")
+    ip = fresh_ip()
+    hooks = Webhooks(client, webhook_secret)
+    for _ in range(4):
+        event = clerk_events.event(
+            "organization.created", clerk_events.organization(new_id("org"), "A")
+        )
+        assert hooks.post(event, headers={"X-Forwarded-For": ip}).status_code == 200
+    forged = {
+        "X-Forwarded-For": ip,
+        "svix-id": "msg_x",
+        "svix-timestamp": "1",
+        "svix-signature": "v1,AAAA",
+    }
+    statuses = [
+        client.post("/webhooks/clerk", data=b"{}", headers=forged).status_code for _ in range(3)
+    ]
+    assert statuses == [401, 401, 429]

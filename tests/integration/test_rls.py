@@ -75,9 +75,18 @@ def test_every_tenant_table_has_rls_enabled_and_forced(pg) -> None:
         assert rows[table] == (True, True), table
 
 
+def test_the_directorys_own_tables_have_rls_enabled_and_forced(pg) -> None:
+    with psycopg.connect(pg.admin_url) as conn:
+        found = conn.execute(
+            "select relname, relrowsecurity, relforcerowsecurity from pg_class"
+            " where relname in ('directory_objects', 'directory_deliveries') order by 1"
+        ).fetchall()
+    assert found == [("directory_deliveries", True, True), ("directory_objects", True, True)]
+
+
 def test_app_and_worker_roles_own_nothing_and_cannot_bypass(pg) -> None:
     with psycopg.connect(pg.admin_url) as conn:
-        for role in ("cosma_app", "cosma_worker"):
+        for role in ("cosma_app", "cosma_worker", "cosma_directory"):
             bypass, superuser = conn.execute(
                 "select rolbypassrls, rolsuper from pg_roles where rolname = %s", (role,)
             ).fetchone()
@@ -143,7 +152,9 @@ def test_cross_tenant_update_and_delete_touch_nothing(
 ) -> None:
     a, b = two_orgs
     admin_a = a.principal(a.user("admin"))
-    assert _rows(runtime, admin_a, "update clients set name = 'pwned' returning org_id") == [
+    # Client names are unique per organization: each gets its own.
+    renamed = "update clients set name = 'pwned ' || id returning org_id"
+    assert _rows(runtime, admin_a, renamed) == [
         (a.id,),
         (a.id,),
     ]
@@ -153,7 +164,7 @@ def test_cross_tenant_update_and_delete_touch_nothing(
     )
     with psycopg.connect(pg.admin_url) as conn:
         names = conn.execute("select name from clients where org_id = %s", (b.id,)).fetchall()
-        assert all(name != "pwned" for (name,) in names)
+        assert names and not any(name.startswith("pwned") for (name,) in names)
         assert conn.execute(
             "select count(*) from connections where org_id = %s", (b.id,)
         ).fetchone() == (1,)
@@ -269,3 +280,76 @@ def test_policy_columns_are_indexed(pg) -> None:
                 (table,),
             ).fetchall()
             assert (column,) in leading, table
+
+
+# ---------------------------------------------------------------- the directory role
+
+
+def _directory(runtime: Runtime, org_id: str, sql: str) -> list[tuple]:
+    claims = {"sub": "clerk", "o": {"id": org_id}}
+    with runtime.directory_db.transaction(claims) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.mark.parametrize(
+    "table", ["organizations", "members", "clients", "connections", "datasets"]
+)
+def test_the_directory_role_sees_one_organization_at_a_time(
+    runtime: Runtime, two_orgs: tuple[Org, Org], table: str
+) -> None:
+    a, _ = two_orgs
+    column = "id" if table == "organizations" else "org_id"
+    seen = {r[0] for r in _directory(runtime, a.id, f"select {column} from {table}")}
+    assert seen == {a.id}
+    assert _directory(runtime, "", f"select {column} from {table}") == []
+
+
+def test_the_directory_role_writes_only_the_events_organization(
+    runtime: Runtime, two_orgs: tuple[Org, Org], pg
+) -> None:
+    a, b = two_orgs
+    assert (
+        _directory(
+            runtime, a.id, f"update members set role = 'admin' where org_id = '{b.id}' returning 1"
+        )
+        == []
+    )
+    assert (
+        _directory(runtime, a.id, f"delete from clients where org_id = '{b.id}' returning 1") == []
+    )
+    for statement in (
+        f"insert into members (org_id, user_id, role) values ('{b.id}', 'intruder', 'admin')",
+        # Its records are Clerk's, in the event's organization only.
+        "insert into audit_log (org_id, seq, actor, action, outcome, hash)"
+        f" values ('{b.id}', 0, 'clerk', 'x', 'ok', '')",
+        "insert into audit_log (org_id, seq, actor, action, outcome, hash)"
+        f" values ('{a.id}', 0, 'someone', 'x', 'ok', '')",
+        "insert into oauth_states (state_hash, org_id, user_id, client_id, platform, redirect_uri,"
+        f" expires_at) values ('x', '{a.id}', 'u', '{a.clients[0]}', 'sandbox', 'x', now())",
+        # Tables it has no business in.
+        "select id from sync_runs",
+        "select key from rate_limit_buckets",
+        "select id from audit_log",
+    ):
+        with pytest.raises(errors.Forbidden):
+            _directory(runtime, a.id, statement)
+    with psycopg.connect(pg.admin_url) as conn:
+        assert conn.execute(
+            "select count(*) from members where org_id = %s and user_id = 'intruder'", (b.id,)
+        ).fetchone() == (0,)
+
+
+def test_the_app_role_no_longer_writes_members_or_organizations(
+    runtime: Runtime, two_orgs: tuple[Org, Org]
+) -> None:
+    a, _ = two_orgs
+    admin = a.principal(a.user("admin"))
+    for statement in (
+        f"insert into members (org_id, user_id, role) values ('{a.id}', 'new_admin', 'admin')",
+        f"update members set role = 'admin' where org_id = '{a.id}'",
+        f"delete from members where org_id = '{a.id}'",
+        f"update organizations set location = 'EU' where id = '{a.id}'",
+        f"insert into organizations (id, name) values ('{a.id}_2', 'x')",
+    ):
+        with pytest.raises(errors.Forbidden):
+            _rows(runtime, admin, statement)

@@ -33,6 +33,7 @@ def sync_database(pg: localdb.LocalDatabase) -> localdb.LocalDatabase:
         admin_url=admin,
         app_url=localdb.with_database(pg.app_url, name),
         worker_url=localdb.with_database(pg.worker_url, name),
+        directory_url=localdb.with_database(pg.directory_url, name),
     )
 
 

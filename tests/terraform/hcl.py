@@ -34,8 +34,12 @@ MODULE_NAMES = (
     "stack",
 )
 ENVIRONMENT_NAMES = ("dev", "staging", "prod")
-FUNCTIONS = ("auth", "oauth", "datasets", "query", "sync")
+FUNCTIONS = ("auth", "oauth", "datasets", "query", "sync", "directory")
+# The functions whose routes verify Clerk session tokens, behind the edge.
 USER_FACING = ("auth", "oauth", "datasets", "query")
+# Everything public behind the edge: those, and the directory (Clerk's Svix-signed
+# webhooks; its reconcile is not routed by the edge).
+BEHIND_EDGE = (*USER_FACING, "directory")
 
 _OPTIONS = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False)
 

@@ -41,6 +41,7 @@ def test_table_lists_every_grant_of_every_account() -> None:
             "cosma-fn-datasets",
             "cosma-fn-query",
             "cosma-fn-sync",
+            "cosma-fn-directory",
             "cosma-scheduler",
             "cosma-build",
             "allUsers",
@@ -61,7 +62,29 @@ def test_table_lists_every_grant_of_every_account() -> None:
             "`roles/run.invoker`, from internal callers only on function `sync`"
         }
         public = {g.on for g in grants if g.identity == "allUsers"}
-        assert public == {f"function `{n}`" for n in ("auth", "oauth", "datasets", "query")}
+        assert public == {
+            f"function `{n}`" for n in ("auth", "oauth", "datasets", "query", "directory")
+        }
+        directory_secrets = (
+            "clerk-secret-key",
+            "clerk-webhook-secret",
+            "directory-database-url",
+            "sentry-dsn",
+            # Erasing a deleted organization's clients revokes their grants first.
+            "fernet-keyring",
+            *(
+                f"{p}-client-secret"
+                for p in ("google-ads", "meta", "linkedin", "tiktok", "microsoft")
+            ),
+        )
+        assert by_identity["cosma-fn-directory"] == {
+            *(
+                f"`roles/secretmanager.secretAccessor` on secret `cosma-{s}`"
+                for s in directory_secrets
+            ),
+            "custom role `cosmaDatasetEraser`: `bigquery.datasets.delete`,"
+            " `bigquery.tables.delete` on project",
+        }
         assert "dataset access `READER` on each client dataset" in by_identity["cosma-fn-query"]
         assert "dataset access `WRITER` on each client dataset" in by_identity["cosma-fn-sync"]
 

@@ -15,6 +15,7 @@ import pytest
 from shared.platform_names import CLOUD_PLATFORMS
 
 from .hcl import (
+    BEHIND_EDGE,
     ENVIRONMENT_NAMES,
     ENVIRONMENTS,
     FUNCTIONS,
@@ -40,17 +41,23 @@ BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 
 # Who may read each secret: exactly these functions, no one else.
 EXPECTED_ACCESSORS = {
-    # datasets: erasure revokes every grant of the client at its provider.
-    "fernet-keyring": {"oauth", "datasets", "sync"},
+    # datasets and directory: erasure revokes every grant of the client at its
+    # provider (directory: the clients of an organization deleted in Clerk).
+    "fernet-keyring": {"oauth", "datasets", "sync", "directory"},
     "sentry-dsn": set(FUNCTIONS),
     "database-url": {"auth", "oauth", "datasets", "query"},
     "worker-database-url": {"sync"},
+    # Clerk's webhook signing secret, its Backend API key and the directory
+    # role's URL: the directory function alone.
+    "directory-database-url": {"directory"},
+    "clerk-webhook-secret": {"directory"},
+    "clerk-secret-key": {"directory"},
     "google-ads-developer-token": {"sync"},
-    "google-ads-client-secret": {"oauth", "datasets", "sync"},
-    "meta-client-secret": {"oauth", "datasets", "sync"},
-    "linkedin-client-secret": {"oauth", "datasets", "sync"},
-    "tiktok-client-secret": {"oauth", "datasets", "sync"},
-    "microsoft-client-secret": {"oauth", "datasets", "sync"},
+    "google-ads-client-secret": {"oauth", "datasets", "sync", "directory"},
+    "meta-client-secret": {"oauth", "datasets", "sync", "directory"},
+    "linkedin-client-secret": {"oauth", "datasets", "sync", "directory"},
+    "tiktok-client-secret": {"oauth", "datasets", "sync", "directory"},
+    "microsoft-client-secret": {"oauth", "datasets", "sync", "directory"},
 }
 
 # Project-level roles anyone may hold, and why.
@@ -59,7 +66,11 @@ ALLOWED_PROJECT_ROLES = {
     "roles/logging.logWriter",  # the build account writes build logs
     "roles/artifactregistry.writer",  # the build account pushes function images
     "${google_project_iam_custom_role.provisioner.id}",  # bigquery.datasets.create only
+    "${google_project_iam_custom_role.eraser.id}",  # delete datasets and tables, read nothing
 }
+# A user-facing function's routes that the edge must not route: called by a
+# scheduler job on the function's own URL, with its OIDC token.
+SCHEDULER_ONLY_ROUTES = {("POST", "/directory/reconcile")}
 
 IAM_RESOURCE = re.compile(r"^google_.*_iam_(member|binding|policy)$")
 
@@ -138,6 +149,8 @@ def test_no_project_wide_bigquery_data_roles() -> None:
             )
     custom = resource(MODULES / "warehouse", "google_project_iam_custom_role", "provisioner")
     assert custom["permissions"] == ["bigquery.datasets.create"]
+    eraser = resource(MODULES / "warehouse", "google_project_iam_custom_role", "eraser")
+    assert eraser["permissions"] == ["bigquery.datasets.delete", "bigquery.tables.delete"]
     # Dataset access is written by the provisioning function, not by Terraform.
     assert not [r for r in _all_resources() if r[0].startswith("google_bigquery_dataset")]
 
@@ -173,7 +186,7 @@ def test_sync_is_private() -> None:
     assert "sync" not in routes
 
 
-@pytest.mark.parametrize("name", USER_FACING)
+@pytest.mark.parametrize("name", BEHIND_EDGE)
 def test_user_facing_functions_are_public_only_behind_the_edge(name: str) -> None:
     call = function_calls()[name]
     assert call["ingress_settings"] == "ALLOW_INTERNAL_AND_GCLB"
@@ -181,7 +194,7 @@ def test_user_facing_functions_are_public_only_behind_the_edge(name: str) -> Non
     assert name in module_calls()["edge"]["routes"]
 
 
-@pytest.mark.parametrize("name", USER_FACING)
+@pytest.mark.parametrize("name", BEHIND_EDGE)
 def test_user_facing_functions_trust_only_the_load_balancers_forwarded_for(name: str) -> None:
     # Google's external Application Load Balancer appends "<client>,<itself>":
     # the rate limits count the address it saw, never what the client wrote.
@@ -204,7 +217,7 @@ def test_the_private_worker_trusts_no_forwarded_for() -> None:
 def test_nothing_else_is_public() -> None:
     public = {"allUsers", "allAuthenticatedUsers"}
     for name, call in function_calls().items():
-        if name not in USER_FACING:
+        if name not in BEHIND_EDGE:
             assert not public & set(call.get("invoker_members", {}).values()), name
     for rtype, name, body in _all_resources():
         if IAM_RESOURCE.match(rtype):
@@ -262,7 +275,7 @@ def test_secrets_module_grants_accessor_per_secret_only() -> None:
     assert not [r for r in _all_resources() if r[0] == "google_secret_manager_secret_version"]
 
 
-@pytest.mark.parametrize("name", ["oauth", "datasets", "sync"])
+@pytest.mark.parametrize("name", ["oauth", "datasets", "sync", "directory"])
 def test_keyring_is_mounted_as_files(name: str) -> None:
     call = function_calls()[name]
     (mount,) = call["secret_volumes"]
@@ -349,7 +362,7 @@ def test_every_backend_is_behind_cloud_armor() -> None:
 
 def test_edge_routes_only_user_facing_functions() -> None:
     edge = module_calls()["edge"]
-    assert set(edge["routes"]) == set(USER_FACING)
+    assert set(edge["routes"]) == set(BEHIND_EDGE)
     assert edge["default_route"] in USER_FACING
 
 
@@ -384,7 +397,7 @@ def test_each_environment_calls_the_stack_with_its_own_name(env: str) -> None:
     assert validation["condition"] == '${contains(["dev", "staging", "prod"], var.environment)}'
 
 
-@pytest.mark.parametrize("name", ["oauth", "datasets", "sync"])
+@pytest.mark.parametrize("name", ["oauth", "datasets", "sync", "directory"])
 def test_platform_clients_ids_plain_secrets_mounted(name: str) -> None:
     call = function_calls()[name]
     for platform in PLATFORMS:
@@ -407,11 +420,58 @@ def test_edge_paths_match_the_functions_routes() -> None:
     def matches(pattern: str, path: str) -> bool:
         return path == pattern or (pattern.endswith("/*") and path.startswith(pattern[:-1]))
 
-    for name in USER_FACING:
+    for name in BEHIND_EDGE:
         for route in function_router(name).routes:
             sample = route.pattern.replace("{", "x").replace("}", "")
             owners = [f for f, paths in routes.items() if any(matches(p, sample) for p in paths)]
-            assert owners == [name], f"{route.method} {route.pattern}: routed to {owners}"
+            expected = [] if (route.method, route.pattern) in SCHEDULER_ONLY_ROUTES else [name]
+            assert owners == expected, f"{route.method} {route.pattern}: routed to {owners}"
+
+
+# --- the directory ----------------------------------------------------------
+
+
+def test_the_directory_is_erasure_only_in_bigquery() -> None:
+    warehouse = module_calls()["warehouse"]
+    assert warehouse["eraser_email"] == "${module.directory.service_account_email}"
+    assert "directory" not in warehouse["job_users"]
+    grant = resource(MODULES / "warehouse", "google_project_iam_member", "eraser")
+    assert grant["role"] == "${google_project_iam_custom_role.eraser.id}"
+    assert grant["member"] == "serviceAccount:${var.eraser_email}"
+
+
+def test_the_reconcile_job_calls_the_directory_with_its_own_account() -> None:
+    job = module_calls()["reconcile_scheduler"]
+    assert job["source"] == "../scheduler"
+    assert job["target_url"] == "${module.directory.url}/reconcile"
+    assert job["service_account_id"] != module_calls()["scheduler"].get(
+        "service_account_id", "cosma-scheduler"
+    )
+    directory = function_calls()["directory"]
+    # The audience it checks is the job's target: its own URL and that path.
+    assert directory["own_url_env_var"] == "RECONCILE_AUDIENCE"
+    assert directory["own_url_path"] == "/reconcile"
+    function_main = (MODULES / "function" / "main.tf").read_text()
+    assert '(var.own_url_env_var) = "${local.url}${var.own_url_path}"' in function_main
+    assert (
+        directory["environment"]["RECONCILE_SCHEDULER_SA_EMAIL"]
+        == "${module.reconcile_scheduler.service_account_email}"
+    )
+    # Sync does not accept the reconcile job's account, nor the other way round.
+    assert "RECONCILE_SCHEDULER_SA_EMAIL" not in function_calls()["sync"]["environment"]
+    assert "SCHEDULER_SA_EMAIL" not in directory["environment"]
+
+
+def test_only_the_webhook_reaches_the_directory_through_the_edge() -> None:
+    assert module_calls()["edge"]["routes"]["directory"] == ["/webhooks/clerk"]
+    directory = function_calls()["directory"]
+    assert "DATABASE_URL" not in directory["secret_environment"]
+    assert "DIRECTORY_DATABASE_URL" not in {
+        k
+        for name, call in function_calls().items()
+        if name != "directory"
+        for k in call.get("secret_environment", {})
+    }
 
 
 # --- client exports ---------------------------------------------------------

@@ -49,7 +49,7 @@ def tree(tmp_path: Path) -> Path:
     root = tmp_path / "src"
     _write(root / "pyproject.toml", PYPROJECT)
     _write(root / "requirements-deploy.lock", _deploy_lock(root))
-    for name in ("auth", "oauth", "datasets", "query", "sync"):
+    for name in ("auth", "oauth", "datasets", "query", "sync", "directory"):
         _write(root / "functions" / name / "main.py", f"def {name}(request):\n    return ''\n")
     _write(root / "shared" / "__init__.py", "")
     _write(root / "shared" / "settings.py", "X = 1\n")
@@ -90,6 +90,7 @@ def test_builds_every_function_by_default(tree: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == [
         "auth.zip",
         "datasets.zip",
+        "directory.zip",
         "oauth.zip",
         "query.zip",
         "sync.zip",
@@ -102,7 +103,7 @@ def test_archive_is_byte_for_byte_reproducible(tree: Path, tmp_path: Path) -> No
     _touch_everything(tree, 1_700_000_000)  # mtimes must not leak into the archive
     os.chmod(tree / "shared" / "settings.py", 0o600)  # nor do file modes
     assert _package(tree, second).returncode == 0
-    for name in ("auth", "oauth", "datasets", "query", "sync"):
+    for name in ("auth", "oauth", "datasets", "query", "sync", "directory"):
         assert (first / f"{name}.zip").read_bytes() == (second / f"{name}.zip").read_bytes()
 
 

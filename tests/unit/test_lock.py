@@ -52,12 +52,17 @@ def test_the_lock_covers_every_extra_but_the_bench() -> None:
 
 
 def test_the_deploy_lock_is_the_runtime_part_of_the_same_resolution() -> None:
-    full = {Requirement(line).name.lower(): (v, h) for line, v, h in lock.entries(FULL)}
+    # Keyed by name and marker: a package may be pinned once per Python range
+    # (svix's `deprecated` is 1.x below 3.12, 3.x from 3.12 on).
+    def key(line: str) -> tuple[str, str]:
+        requirement = Requirement(line)
+        return requirement.name.lower(), str(requirement.marker or "")
+
+    full = {key(line): (v, h) for line, v, h in lock.entries(FULL)}
     deploy = lock.entries(DEPLOY)
     assert deploy
     for line, version, hashes in deploy:
-        name = Requirement(line).name.lower()
-        assert full[name] == (version, hashes), name
+        assert full[key(line)] == (version, hashes), line
     deployed = {Requirement(line).name.lower() for line, _, _ in deploy}
     # Test and local tools never reach the cloud.
     assert not deployed & {"pytest", "hypothesis", "pgserver", "duckdb", "mypy", "ruff"}

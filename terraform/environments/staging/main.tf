@@ -25,6 +25,12 @@ module "cosma" {
   sync_schedule       = var.sync_schedule
   sync_paused         = var.sync_paused
 
+  clerk_role_map        = var.clerk_role_map
+  default_data_location = var.default_data_location
+  clerk_api_url         = var.clerk_api_url
+  reconcile_schedule    = var.reconcile_schedule
+  reconcile_paused      = var.reconcile_paused
+
   bigquery_kms_key_name  = var.bigquery_kms_key_name
   export_bucket_location = var.export_bucket_location
   export_retention_days  = var.export_retention_days

@@ -76,3 +76,28 @@ variable "export_retention_days" {
   type    = number
   default = null
 }
+
+variable "clerk_role_map" {
+  type    = string
+  default = null
+}
+
+variable "default_data_location" {
+  type    = string
+  default = null
+}
+
+variable "clerk_api_url" {
+  type    = string
+  default = null
+}
+
+variable "reconcile_schedule" {
+  type    = string
+  default = null
+}
+
+variable "reconcile_paused" {
+  type    = bool
+  default = null
+}

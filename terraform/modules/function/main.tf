@@ -16,7 +16,7 @@ locals {
     for k, v in merge(
       var.environment,
       { GCP_PROJECT = var.project_id },
-      var.own_url_env_var == null ? {} : { (var.own_url_env_var) = local.url },
+      var.own_url_env_var == null ? {} : { (var.own_url_env_var) = "${local.url}${var.own_url_path}" },
     ) : k => v if v != ""
   }
 }

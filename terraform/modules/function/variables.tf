@@ -100,6 +100,18 @@ variable "own_url_env_var" {
   default     = null
 }
 
+variable "own_url_path" {
+  type        = string
+  description = "Appended to the function's own URL in own_url_env_var: the path a scheduler job calls, which is also its OIDC audience (\"/reconcile\" for the directory)."
+  default     = ""
+  nullable    = false
+
+  validation {
+    condition     = var.own_url_path == "" || can(regex("^/[a-z0-9/_-]+$", var.own_url_path))
+    error_message = "own_url_path must be empty or a path starting with /."
+  }
+}
+
 variable "available_memory" {
   type        = string
   description = "Memory per instance."

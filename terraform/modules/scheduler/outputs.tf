@@ -1,5 +1,5 @@
 output "service_account_email" {
-  description = "Email of the account whose OIDC token the job sends; sync accepts only this caller."
+  description = "Email of the account whose OIDC token the job sends; the target (sync, the reconcile) accepts only this caller."
   value       = google_service_account.this.email
 }
 

@@ -14,6 +14,18 @@ variable "name" {
   default     = "cosma-sync"
 }
 
+variable "description" {
+  type        = string
+  description = "What the job does, shown in the console."
+  default     = "Lease due connections and sync them."
+}
+
+variable "display_name" {
+  type        = string
+  description = "Display name of the job's service account."
+  default     = "Cosma sync scheduler"
+}
+
 variable "service_account_id" {
   type        = string
   description = "Account id (the part before @) of the scheduler's dedicated service account."
@@ -22,7 +34,7 @@ variable "service_account_id" {
 
 variable "target_url" {
   type        = string
-  description = "URL of the sync function; also the audience of the OIDC token."
+  description = "URL the job calls (the sync function, the directory's reconcile); also the audience of the OIDC token."
 
   validation {
     condition     = startswith(var.target_url, "https://")
@@ -32,7 +44,7 @@ variable "target_url" {
 
 variable "schedule" {
   type        = string
-  description = "Cron schedule of the sync runs."
+  description = "Cron schedule of the runs."
   default     = "*/15 * * * *"
 }
 
@@ -44,13 +56,13 @@ variable "time_zone" {
 
 variable "body" {
   type        = string
-  description = "JSON body of the POST to sync."
+  description = "JSON body of the POST."
   default     = "{}"
 }
 
 variable "attempt_deadline" {
   type        = string
-  description = "How long the scheduler waits for sync to answer."
+  description = "How long the scheduler waits for the function to answer."
   default     = "540s"
 }
 

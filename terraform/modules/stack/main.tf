@@ -3,10 +3,12 @@
 # sibling modules; what differs between environments is the inputs (see
 # variables.tf), chiefly `environment`.
 #
-# Five functions, each with its own service account. auth, oauth, datasets
+# Six functions, each with its own service account. auth, oauth, datasets
 # and query are user-facing: public behind the edge load balancer, where they
-# verify the caller's Clerk session token themselves. sync is private: its
-# only invoker is the scheduler's account.
+# verify the caller's Clerk session token themselves. directory is public
+# behind the edge too, for Clerk's webhooks, which it verifies by their Svix
+# signature; its daily reconcile is called by a scheduler account of its own.
+# sync is private: its only invoker is the scheduler's account.
 
 locals {
   labels = { app = "cosma", env = var.environment }
@@ -29,25 +31,30 @@ module "secrets" {
 
   # Each secret and the only functions that may read it.
   accessors = {
-    # datasets: erasure revokes the client's grants before it drops the data.
-    "fernet-keyring"             = ["oauth", "datasets", "sync"]
-    "sentry-dsn"                 = ["auth", "oauth", "datasets", "query", "sync"]
+    # datasets and directory: erasure revokes the client's grants before it drops
+    # the data (directory: the clients of an organization deleted in Clerk).
+    "fernet-keyring"             = ["oauth", "datasets", "sync", "directory"]
+    "sentry-dsn"                 = ["auth", "oauth", "datasets", "query", "sync", "directory"]
     "database-url"               = ["auth", "oauth", "datasets", "query"]
     "worker-database-url"        = ["sync"]
+    "directory-database-url"     = ["directory"]
+    "clerk-webhook-secret"       = ["directory"]
+    "clerk-secret-key"           = ["directory"]
     "google-ads-developer-token" = ["sync"]
-    "google-ads-client-secret"   = ["oauth", "datasets", "sync"]
-    "meta-client-secret"         = ["oauth", "datasets", "sync"]
-    "linkedin-client-secret"     = ["oauth", "datasets", "sync"]
-    "tiktok-client-secret"       = ["oauth", "datasets", "sync"]
-    "microsoft-client-secret"    = ["oauth", "datasets", "sync"]
+    "google-ads-client-secret"   = ["oauth", "datasets", "sync", "directory"]
+    "meta-client-secret"         = ["oauth", "datasets", "sync", "directory"]
+    "linkedin-client-secret"     = ["oauth", "datasets", "sync", "directory"]
+    "tiktok-client-secret"       = ["oauth", "datasets", "sync", "directory"]
+    "microsoft-client-secret"    = ["oauth", "datasets", "sync", "directory"]
   }
 
   service_accounts = {
-    auth     = module.auth.service_account_email
-    oauth    = module.oauth.service_account_email
-    datasets = module.datasets.service_account_email
-    query    = module.query.service_account_email
-    sync     = module.sync.service_account_email
+    auth      = module.auth.service_account_email
+    oauth     = module.oauth.service_account_email
+    datasets  = module.datasets.service_account_email
+    query     = module.query.service_account_email
+    sync      = module.sync.service_account_email
+    directory = module.directory.service_account_email
   }
 }
 
@@ -56,6 +63,8 @@ module "warehouse" {
 
   project_id        = var.project_id
   provisioner_email = module.datasets.service_account_email
+  # Erasure of a deleted Clerk organization's clients: delete, never read.
+  eraser_email = module.directory.service_account_email
   # datasets runs the extract job of a client export.
   job_users = {
     datasets = module.datasets.service_account_email
@@ -325,6 +334,82 @@ module "sync" {
   }
 }
 
+module "directory" {
+  source = "../function"
+
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "directory"
+  description           = "Clerk's webhooks (Svix-signed) and the daily reconcile: organizations and members."
+  source_bucket         = module.project.archive_bucket
+  source_archive        = "${path.root}/${var.archive_dir}/directory.zip"
+  build_service_account = module.project.build_service_account_id
+  max_instances         = var.max_instances
+  # The reconcile runs for up to COSMA_RECONCILE_BUDGET_S (480 s) below this.
+  timeout_seconds = 540
+
+  # Reached through the edge only (TLS 1.2+, Cloud Armor): Clerk's webhooks come
+  # from Svix over the internet; its own scheduler job is internal traffic.
+  ingress_settings = "ALLOW_INTERNAL_AND_GCLB"
+  # Public behind the edge: a webhook proves itself by its Svix signature, the
+  # reconcile by the Google-signed OIDC token of its scheduler account.
+  invoker_members = { public = "allUsers" }
+
+  # The reconcile checks the OIDC token's audience against its own URL.
+  own_url_env_var = "RECONCILE_AUDIENCE"
+  own_url_path    = "/reconcile"
+  environment = {
+    COSMA_ENV                 = var.environment
+    COSMA_TRUSTED_XFF_ENTRIES = "2"
+    COSMA_PUBLIC_URL          = "https://${var.api_domain}"
+    # Erasing a deleted organization's clients revokes their grants first, as
+    # DELETE /clients/{id} does: the keyring, and each platform's client.
+    COSMA_KEYRING_DIR            = "/secrets/keyring"
+    GOOGLE_ADS_CLIENT_ID         = var.platform_client_ids["GOOGLE_ADS"]
+    META_CLIENT_ID               = var.platform_client_ids["META"]
+    LINKEDIN_CLIENT_ID           = var.platform_client_ids["LINKEDIN"]
+    TIKTOK_CLIENT_ID             = var.platform_client_ids["TIKTOK"]
+    MICROSOFT_CLIENT_ID          = var.platform_client_ids["MICROSOFT"]
+    CLERK_ROLE_MAP               = var.clerk_role_map
+    COSMA_DEFAULT_DATA_LOCATION  = var.default_data_location
+    CLERK_API_URL                = var.clerk_api_url
+    RECONCILE_SCHEDULER_SA_EMAIL = module.reconcile_scheduler.service_account_email
+  }
+  secret_environment = {
+    DIRECTORY_DATABASE_URL = module.secrets.ids["directory-database-url"]
+    SENTRY_DSN             = module.secrets.ids["sentry-dsn"]
+    CLERK_WEBHOOK_SECRET   = module.secrets.ids["clerk-webhook-secret"]
+    CLERK_SECRET_KEY       = module.secrets.ids["clerk-secret-key"]
+    # The grants of a deleted organization's clients, revoked before erasure.
+    GOOGLE_ADS_CLIENT_SECRET = module.secrets.ids["google-ads-client-secret"]
+    META_CLIENT_SECRET       = module.secrets.ids["meta-client-secret"]
+    LINKEDIN_CLIENT_SECRET   = module.secrets.ids["linkedin-client-secret"]
+    TIKTOK_CLIENT_SECRET     = module.secrets.ids["tiktok-client-secret"]
+    MICROSOFT_CLIENT_SECRET  = module.secrets.ids["microsoft-client-secret"]
+  }
+  secret_volumes = {
+    "/secrets/keyring" = {
+      secret   = module.secrets.ids["fernet-keyring"]
+      versions = var.keyring_versions
+    }
+  }
+}
+
+module "reconcile_scheduler" {
+  source = "../scheduler"
+
+  project_id         = var.project_id
+  region             = var.region
+  name               = "cosma-directory-reconcile"
+  service_account_id = "cosma-reconcile-scheduler"
+  display_name       = "Cosma directory reconcile scheduler"
+  description        = "Reconcile Cosma's organizations and members with Clerk's Backend API (missed webhooks)."
+  schedule           = var.reconcile_schedule
+  paused             = var.reconcile_paused
+  # The reconcile route is both the target and the OIDC audience.
+  target_url = "${module.directory.url}/reconcile"
+}
+
 module "scheduler" {
   source = "../scheduler"
 
@@ -343,12 +428,14 @@ module "edge" {
   region     = var.region
   domain     = var.api_domain
 
-  # The user-facing functions and their paths; sync is deliberately absent.
+  # The user-facing functions and their paths; sync is deliberately absent, and
+  # so is the directory's reconcile (its scheduler calls the function's own URL).
   routes = {
-    auth     = ["/auth/*", "/.well-known/*"]
-    oauth    = ["/oauth/*", "/connections", "/connections/*"]
-    datasets = ["/datasets", "/datasets/*", "/clients/*", "/audit"]
-    query    = ["/query"]
+    auth      = ["/auth/*", "/.well-known/*"]
+    oauth     = ["/oauth/*", "/connections", "/connections/*"]
+    datasets  = ["/datasets", "/datasets/*", "/clients", "/clients/*", "/members", "/audit"]
+    query     = ["/query"]
+    directory = ["/webhooks/clerk"]
   }
   default_route = "auth"
 }

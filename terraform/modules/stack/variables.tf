@@ -136,3 +136,43 @@ variable "export_retention_days" {
   default     = 7
   nullable    = false
 }
+
+variable "clerk_role_map" {
+  type        = string
+  description = "Clerk organization role => Cosma role, as \"org:admin=admin,org:editor=editor\" (CLERK_ROLE_MAP). Empty: org:admin=admin, org:editor=editor, org:viewer=viewer, org:member=viewer. A Clerk role outside the map gives no access."
+  default     = ""
+  nullable    = false
+}
+
+variable "default_data_location" {
+  type        = string
+  description = "Data location (US or EU) of an organization whose Clerk public_metadata names none (COSMA_DEFAULT_DATA_LOCATION)."
+  default     = "US"
+  nullable    = false
+
+  validation {
+    condition     = contains(["US", "EU"], var.default_data_location)
+    error_message = "default_data_location must be US or EU."
+  }
+}
+
+variable "clerk_api_url" {
+  type        = string
+  description = "Clerk's Backend API (CLERK_API_URL), read by the daily reconcile."
+  default     = "https://api.clerk.com/v1"
+  nullable    = false
+}
+
+variable "reconcile_schedule" {
+  type        = string
+  description = "Cron schedule of the directory's reconcile with Clerk."
+  default     = "17 3 * * *"
+  nullable    = false
+}
+
+variable "reconcile_paused" {
+  type        = bool
+  description = "Create the reconcile job paused."
+  default     = false
+  nullable    = false
+}

@@ -20,6 +20,24 @@ resource "google_project_iam_member" "provisioner" {
   member  = "serviceAccount:${var.provisioner_email}"
 }
 
+# Erasing the clients of an organization deleted in Clerk: the directory
+# function drops their datasets with their tables (the work of
+# DELETE /clients/{id}). Delete only: no permission here reads, lists or writes
+# any data, and the account creates nothing, so it owns no dataset.
+resource "google_project_iam_custom_role" "eraser" {
+  project     = var.project_id
+  role_id     = var.eraser_role_id
+  title       = "Cosma dataset eraser"
+  description = "Delete BigQuery datasets and their tables (erasure of a deleted organization's clients). Nothing that reads data."
+  permissions = ["bigquery.datasets.delete", "bigquery.tables.delete"]
+}
+
+resource "google_project_iam_member" "eraser" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.eraser.id
+  member  = "serviceAccount:${var.eraser_email}"
+}
+
 # Running a query or load job is a project permission; which tables a job may
 # read or write is decided by the dataset access entries.
 resource "google_project_iam_member" "job_user" {

@@ -14,6 +14,17 @@ variable "provisioner_role_id" {
   default     = "cosmaDatasetProvisioner"
 }
 
+variable "eraser_email" {
+  type        = string
+  description = "Service account of the directory function: may delete datasets and their tables (erasing a deleted organization's clients), nothing else."
+}
+
+variable "eraser_role_id" {
+  type        = string
+  description = "Id of the custom role that holds bigquery.datasets.delete and bigquery.tables.delete."
+  default     = "cosmaDatasetEraser"
+}
+
 variable "job_users" {
   type        = map(string)
   description = "Static label => service account email of the accounts that run BigQuery jobs (query, sync)."
