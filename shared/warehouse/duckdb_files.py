@@ -214,6 +214,10 @@ class Watchdog:
             # Under the condition: the thread never interrupts a cursor once it is released.
             with self._cond:
                 self._due.pop(token, None)
+                if not self._due:
+                    # Nothing left to watch: the thread starts its linger now rather
+                    # than sleeping until this query's deadline.
+                    self._cond.notify()
 
     def running(self) -> bool:
         with self._cond:
