@@ -67,7 +67,8 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[bench]' --constraint requirements.lock
+	$(BIN)/python scripts/extra_requirements.py bench > $(VENV)/bench.txt
+	$(BIN)/pip install --quiet -r $(VENV)/bench.txt
 	$(BIN)/python -m bench
 
 package: $(STAMP)
