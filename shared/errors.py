@@ -21,6 +21,7 @@
     │       ├── PermissionDenied    502  the token works but may not read this account
     │       ├── AccessTokenRejected 502  the access token was refused (the grant may live)
     │       ├── RateLimited         502  429 or a platform quota; carries retry_after
+    │       ├── ReportTooLarge      502  a report query too large or slow: ask for less
     │       └── ProviderUnavailable 503  5xx, timeouts, connection errors: retry later
     ├── Unavailable                 503  a dependency is down (database, JWKS, warehouse)
     ├── InvalidToken                500  a stored token cannot be sealed or opened (fixed)
@@ -174,6 +175,13 @@ class RateLimited(ProviderError):
     def __init__(self, detail: str | None = None, retry_after: float = 60.0) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class ReportTooLarge(ProviderError):
+    """The provider refused a report as too large or too slow for one request (Meta's
+    error 100, subcode 1504018): the connector asks again for less, not the same."""
+
+    slug, title = "report-too-large", "The provider refused a report as too large"
 
 
 class ProviderUnavailable(ProviderError):

@@ -549,7 +549,7 @@ def test_data_location_from_public_metadata_until_a_dataset_exists(
     headers = {"Authorization": f"Bearer {tokens.mint(user_id, org_id)}"}
     client_id = client.post("/clients", json={"name": "Acme"}, headers=headers).get_json()["id"]
     provisioned = client.post(
-        "/datasets", json={"client_id": client_id, "platform": "sandbox"}, headers=headers
+        "/datasets", json={"client_id": client_id, "platform": "meta"}, headers=headers
     )
     assert provisioned.get_json()["location"] == "US"
 
@@ -609,19 +609,19 @@ def test_organization_deleted_suspends_at_once_and_erases_its_clients(
     for client_id in made:
         assert (
             client.post(
-                "/datasets", json={"client_id": client_id, "platform": "sandbox"}, headers=headers
+                "/datasets", json={"client_id": client_id, "platform": "meta"}, headers=headers
             ).status_code
             == 200
         )
     connection = rows(
         seeder,
         "insert into connections (org_id, client_id, platform, created_by, token_ciphertext,"
-        " key_version) values (%s, %s, 'sandbox', 'seed', 'sealed', '1') returning id::text",
+        " key_version) values (%s, %s, 'meta', 'seed', 'sealed', '1') returning id::text",
         (org_id, made[0]),
     )[0][0]
     warehouse_dir = runtime.settings.warehouse_dir
     assert warehouse_dir is not None
-    files = [warehouse_dir / f"{dataset_id_for('test', c, 'sandbox')}.duckdb" for c in made]
+    files = [warehouse_dir / f"{dataset_id_for('test', c, 'meta')}.duckdb" for c in made]
     assert all(f.exists() for f in files)
 
     assert (
