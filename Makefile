@@ -62,7 +62,7 @@ conformance: $(CONFORMANCE)
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared functions cosma tests bench scripts
-	$(BIN)/ruff format --check shared functions cosma
+	$(BIN)/ruff format --check shared functions cosma tests bench scripts
 	$(BIN)/mypy shared functions cosma
 	$(BIN)/lint-imports --no-cache
 

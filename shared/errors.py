@@ -29,6 +29,9 @@
     ├── LeaseLost                   500  another sync run holds the connection now
     └── LoadRefused                 500  a sync's warehouse load failed (its error class)
 
+Outside the tree, one signal that is no error: `DryRunRollback`, raised at the
+end of a dry run's transaction to undo it (the directory's reconcile).
+
 Fixed-message errors (`InvalidState`, `Unauthorized`, `InvalidToken`)
 take no message at all: the caller must not learn which check failed, and a
 message passed by mistake cannot leak through them.
@@ -219,3 +222,7 @@ class LoadRefused(CosmaError):
     def __init__(self, error_class: str) -> None:
         super().__init__()
         self.error_class = error_class
+
+
+class DryRunRollback(Exception):
+    """Raised at the end of a dry run's transaction to undo it; caught by its raiser."""

@@ -117,9 +117,7 @@ def _stored_tokens(runtime: Runtime, pg: localdb.LocalDatabase, client_id: str) 
             "select id::text, org_id, token_ciphertext from connections where client_id = %s",
             (client_id,),
         ).fetchall()
-    return [
-        runtime.cipher.decrypt(bytes(c), connection_id=i, org_id=o) for i, o, c in rows if c
-    ]
+    return [runtime.cipher.decrypt(bytes(c), connection_id=i, org_id=o) for i, o, c in rows if c]
 
 
 def test_erasure_revokes_every_grant_it_says_it_revoked(
