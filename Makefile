@@ -10,8 +10,10 @@ TOOLS := .tools
 UV_VERSION := 0.13.8
 UV := $(TOOLS)/uv/bin/uv
 UV_STAMP := $(TOOLS)/uv/.installed-$(UV_VERSION)
+# The official ad-platform SDKs (tests/conformance/): large, installed once per venv.
+CONFORMANCE := $(VENV)/.conformance
 
-.PHONY: run test lint bench soak package lock terraform-check clean
+.PHONY: run test conformance lint bench soak package lock terraform-check clean
 
 # Everything comes from requirements.lock (exact versions, hash-checked); the project
 # itself is installed on top without resolving anything else.
@@ -41,18 +43,32 @@ $(ORACLE): tests/oracle/package.json tests/oracle/package-lock.json
 		cd tests/oracle && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	else echo "npm not found: the tests against Clerk's JS SDK will be skipped"; fi
 
-## The whole suite against a throwaway Postgres (or TEST_DATABASE_URL).
-test: $(STAMP) $(ORACLE)
+# The conformance extra stays out of the lock (as bench does), so `make run` never
+# installs google-ads; its SDKs are pinned exactly in pyproject.toml and everything
+# they share with the project is held to the lock's versions.
+$(CONFORMANCE): $(STAMP)
+	$(BIN)/python scripts/extra_requirements.py conformance > $(VENV)/conformance.txt
+	$(BIN)/pip install --quiet -r $(VENV)/conformance.txt
+	touch $(CONFORMANCE)
+
+## The whole suite against a throwaway Postgres (or TEST_DATABASE_URL), the
+## conformance tests against the platforms' official SDKs included.
+test: $(CONFORMANCE) $(ORACLE)
 	$(BIN)/pytest -q
+
+## Only the conformance tests: our connectors and fakes against the official SDKs.
+conformance: $(CONFORMANCE)
+	$(BIN)/pytest -q tests/conformance
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared functions cosma tests bench scripts soak
-	$(BIN)/ruff format --check shared functions cosma soak
+	$(BIN)/ruff format --check shared functions cosma tests bench scripts soak
 	$(BIN)/mypy shared functions cosma soak
 	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[bench]' --constraint requirements.lock
+	$(BIN)/python scripts/extra_requirements.py bench > $(VENV)/bench.txt
+	$(BIN)/pip install --quiet -r $(VENV)/bench.txt
 	$(BIN)/python -m bench
 
 ## Four servers on one database under mixed load and faults, then every invariant checked

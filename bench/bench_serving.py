@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cosma import sandbox_platform
+
 ROOT = Path(__file__).resolve().parent.parent
 HELLO_SOURCE = "bench/hello/main.py"
 FLOOR_SOURCE = "bench/floor/main.py"
@@ -111,7 +113,6 @@ def _stage() -> Iterator[Stage]:
     import logging
 
     from cosma import localdb
-    from shared.runtime import Runtime
     from shared.settings import Settings
     from tests.support.google_certs import SCHEDULER_EMAIL, GoogleCerts
     from tests.support.identity import TokenIssuer
@@ -138,7 +139,7 @@ def _stage() -> Iterator[Stage]:
                 keyring_dir=workdir / "keys",
                 secrets_dir=workdir / "secrets",
             )
-            runtime = Runtime(settings)
+            runtime = sandbox_platform.local_runtime(settings)
             try:
                 load(runtime, org, client, ("sandbox",), count=60)
             finally:

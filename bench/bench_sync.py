@@ -23,9 +23,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from cosma.sandbox_connector import append_rows
 from shared.platforms.reports.http import loads
 from shared.platforms.reports.normalize import DailyColumns
-from shared.platforms.reports.sandbox import append_rows
 from shared.warehouse import DatasetSpec, dataset_id_for
 from shared.warehouse.duckdb import DuckDBWarehouse
 

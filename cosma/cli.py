@@ -12,6 +12,7 @@ cosma rotate-keys      add a key version and re-encrypt every stored token with 
 cosma keys-check       count tokens per key version; non-zero exit while any is on an old one;
                        --retire deletes old versions once no token and no instance uses them
 cosma sync             sync the due connections now (what Cloud Scheduler triggers), with progress
+cosma platforms        each platform's API version, its sunset and the days left (warns within 90)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from shared import logs
+from shared.platforms.versions import WARN_DAYS
 from shared.settings import Settings
 
 
@@ -127,7 +129,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, home: Path, claim: Any) -> int:
     from cosma import instance, localdb
     from cosma.server import LocalServer, make_local_server
-    from shared.runtime import Runtime
 
     settings0 = Settings.from_env()
     logs.configure(settings0.log_level)
@@ -149,8 +150,10 @@ def _serve(args: argparse.Namespace, home: Path, claim: Any) -> int:
         settings = local_settings(
             db.app_url, db.worker_url, home, public=public, directory_database_url=db.directory_url
         )
-        runtime = Runtime(settings)
-        from cosma import sandbox_oauth
+        from cosma import sandbox_oauth, sandbox_platform
+
+        # The local composition: the deployed platforms plus the sandbox.
+        runtime = sandbox_platform.local_runtime(settings)
 
         # The sandbox platform's client secret, created on first run like the keys,
         # and its grants, kept with the rest of the state so restarts keep them.
@@ -772,8 +775,7 @@ def cmd_keys_check(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """One sync invocation on the worker role, as POST /sync runs it (no OIDC locally)."""
-    from cosma import instance
-    from shared.runtime import Runtime
+    from cosma import instance, sandbox_platform
     from shared.sync import leases, runner
 
     if not os.environ.get("WORKER_DATABASE_URL") and instance.running(state_dir()) is None:
@@ -786,7 +788,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         )
         return 2
     settings, stop = _worker_settings()
-    runtime = Runtime(settings)
+    runtime = sandbox_platform.local_runtime(settings)
     try:
         if args.now:
             print(f"made {leases.make_due(runtime.worker_db)} connection(s) due now", flush=True)
@@ -818,6 +820,38 @@ def cmd_sync(args: argparse.Namespace) -> int:
     )
     failed = [r for r in report.results if r.recorded_outcome in ("failed", "reauth_required")]
     return 1 if failed else 0
+
+
+def cmd_platforms(args: argparse.Namespace) -> int:
+    """The deployed platforms' API versions; non-zero exit while one is within its warning."""
+    import datetime as dt
+
+    from shared.platforms.registry import Registry
+
+    today = args.today or dt.datetime.now(dt.UTC).date()
+    registry = Registry.from_settings(Settings.from_env())
+    entries = [registry.platform(name) for name in registry.names]
+    versions = [e.api_version for e in entries if e.api_version is not None]
+    print(f"API versions on {today} (a warning {WARN_DAYS} days before a sunset):")
+    print(f"  {'platform':<11} {'version':<8} {'sunset':<11} {'days left':>9}  basis      source")
+    warnings: list[str] = []
+    for version in versions:
+        left = version.days_left(today)
+        sunset = str(version.sunset) if version.sunset else "none known"
+        days = "-" if left is None else str(left)
+        print(
+            f"  {version.platform:<11} {version.version:<8} {sunset:<11} {days:>9}"
+            f"  {version.basis:<9}  {version.source}"
+        )
+        notice = version.notice(today)
+        if notice:
+            warnings.append(notice)
+    for version in versions:
+        for note in version.notes:
+            print(f"note: {version.platform}: {note}")
+    for warning in warnings:
+        print(f"WARNING: {warning}")
+    return 1 if warnings else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -923,7 +957,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--now", action="store_true", help="make every active connection due first (sync again)"
     )
     syn.set_defaults(func=cmd_sync)
+    plat = sub.add_parser("platforms", help="API versions, sunsets and days left")
+    plat.add_argument(
+        "--today",
+        type=_date,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="count the days from this date (plan ahead); default: today (UTC)",
+    )
+    plat.set_defaults(func=cmd_platforms)
     return parser
+
+
+def _date(value: str) -> object:
+    import datetime as dt
+
+    return dt.date.fromisoformat(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

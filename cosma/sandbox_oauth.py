@@ -35,6 +35,7 @@ from urllib.parse import urlencode
 
 from werkzeug.wrappers import Response
 
+from cosma import sandbox_platform
 from shared.http import Context, Router, json_response
 from shared.platforms import oauth, registry
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from shared.settings import Settings
 
 _log = logging.getLogger(__name__)
-SCOPE = "reports.read"
+SCOPE = sandbox_platform.SCOPE
 CODE_TTL_S = 60
 ACCESS_TTL_S = 3600
 
@@ -60,7 +61,7 @@ def ensure_client_secret(settings: Settings) -> None:
     folder = settings.secrets_dir
     if folder is None:
         return
-    path = Path(folder) / registry.client_secret_name("sandbox")
+    path = Path(folder) / registry.client_secret_name(sandbox_platform.NAME)
     if path.exists():
         return
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -138,7 +139,7 @@ class SandboxOAuth:
 
     def _authorize(self, ctx: Context) -> Response:
         args = ctx.request.args
-        client_id = registry.client_id("sandbox", ctx.settings)
+        client_id = ctx.runtime.platforms.client_id(sandbox_platform.NAME)
         callback = ctx.settings.public_url.rstrip("/") + "/oauth/callback"
         # An unknown client or redirect URI is never redirected to (RFC 6749 4.1.2.1).
         if args.get("client_id") != client_id or args.get("redirect_uri") != callback:
@@ -202,10 +203,9 @@ class SandboxOAuth:
     # ------------------------------------------------------------ internals
 
     def _client_ok(self, ctx: Context, client_id: str, secret: str) -> bool:
-        expected = ctx.runtime.secrets.get(registry.client_secret_name("sandbox"))
-        return client_id == registry.client_id("sandbox", ctx.settings) and hmac.compare_digest(
-            secret.encode(), expected.encode()
-        )
+        expected = ctx.runtime.secrets.get(registry.client_secret_name(sandbox_platform.NAME))
+        ours = ctx.runtime.platforms.client_id(sandbox_platform.NAME)
+        return client_id == ours and hmac.compare_digest(secret.encode(), expected.encode())
 
     def _issue(self) -> dict[str, object]:
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(48)

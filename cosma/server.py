@@ -17,6 +17,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from cosma import sandbox_platform
 from shared.http import Context, Router, json_response
 from shared.runtime import Runtime
 
@@ -69,21 +70,37 @@ def local_router() -> Router:
         from shared.http import openapi
 
         routers = [function_router(name) for name in PREFIXES]
-        return json_response(openapi.document(routers, server_url=ctx.settings.public_url))
+        document = openapi.document(routers, server_url=ctx.settings.public_url)
+        return json_response(with_platforms(document, ctx.runtime.platforms.names))
 
     # The API reference page over that document (Swagger UI, assets installed locally).
     from cosma import reference
 
     router.add(reference.router())
-    # The sandbox platform's OAuth provider, so the connect flow runs without internet.
-    from cosma import sandbox_oauth
-
-    router.add(sandbox_oauth.provider.router())
-    # ... and its report API, which the sandbox connector syncs from.
-    from cosma import sandbox_reports
-
-    router.add(sandbox_reports.reports.router())
     return router
+
+
+def with_platforms(node: Any, names: Iterable[str]) -> Any:
+    """The document with every platform enum listing the platforms this server
+    serves: the deployed ones (what the models declare) plus the sandbox."""
+    from shared.platform_names import CLOUD_PLATFORMS
+
+    served = list(names)
+    if isinstance(node, dict):
+        if node.get("enum") == list(CLOUD_PLATFORMS):
+            return {**node, "enum": served}
+        return {k: with_platforms(v, served) for k, v in node.items()}
+    if isinstance(node, list):
+        return [with_platforms(v, served) for v in node]
+    return node
+
+
+def sandbox_routers() -> list[Router]:
+    """The sandbox platform's OAuth provider (so the connect flow runs without
+    internet) and its report API, which the sandbox connector syncs from."""
+    from cosma import sandbox_oauth, sandbox_reports
+
+    return [sandbox_oauth.provider.router(), sandbox_reports.reports.router()]
 
 
 class LocalServer:
@@ -94,6 +111,10 @@ class LocalServer:
             router = function_router(name)
             self.table.extend((prefix, router) for prefix in prefixes)
         self.fallback = local_router()
+        # The sandbox is served where the runtime registers it (`sandbox_platform`).
+        if sandbox_platform.NAME in runtime.platforms:
+            for router in sandbox_routers():
+                self.fallback.add(router)
         for router in extra:
             self.fallback.add(router)
 

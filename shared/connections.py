@@ -143,13 +143,13 @@ def start(
     account_ids: list[str] | None = None,
 ) -> Started:
     """Create the single-use state and return the provider's authorization URL."""
-    platform = registry.platform(platform_name, runtime.settings)
+    platform = runtime.platforms.platform(platform_name)
     state = secrets.token_urlsafe(32)
     verifier = oauth.new_code_verifier() if platform.pkce else None
     callback = redirect_uri(runtime)
     with tenant(runtime.db, principal) as tx:
         client = access_client(tx, principal, "connect", client_id)
-        oauth_client_id = registry.client_id(platform.name, runtime.settings)
+        oauth_client_id = runtime.platforms.client_id(platform.name)
         tx.execute(
             "insert into oauth_states (state_hash, org_id, user_id, client_id, platform,"
             " code_verifier, redirect_uri, expires_at, account_ids)"
@@ -217,13 +217,13 @@ def exchange(runtime: Runtime, consumed: _State, code: str) -> tuple[registry.Pl
     if not code or len(code) > 4096:
         raise errors.InvalidState()
     settings = runtime.settings
-    platform = registry.platform(consumed.platform, settings)
+    platform = runtime.platforms.platform(consumed.platform)
     tokens = oauth.exchange_code(
         platform,
         code,
         redirect_uri=consumed.redirect_uri,
         code_verifier=consumed.code_verifier,
-        client_id=registry.client_id(platform.name, settings),
+        client_id=runtime.platforms.client_id(platform.name),
         client_secret=runtime.secrets.get(registry.client_secret_name(platform.name)),
         timeout=settings.oauth_timeout_s,
     )

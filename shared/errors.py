@@ -21,12 +21,16 @@
     │       ├── PermissionDenied    502  the token works but may not read this account
     │       ├── AccessTokenRejected 502  the access token was refused (the grant may live)
     │       ├── RateLimited         503  429 or a platform quota; carries retry_after
+    │       ├── ReportTooLarge      502  a report query too large or slow: ask for less
     │       └── ProviderUnavailable 503  5xx, timeouts, connection errors: retry later
     ├── Unavailable                 503  a dependency is down (database, JWKS, warehouse)
     ├── InvalidToken                500  a stored token cannot be sealed or opened (fixed)
     ├── NotActive                   500  a leased connection was disconnected meanwhile
     ├── LeaseLost                   500  another sync run holds the connection now
     └── LoadRefused                 500  a sync's warehouse load failed (its error class)
+
+Outside the tree, one signal that is no error: `DryRunRollback`, raised at the
+end of a dry run's transaction to undo it (the directory's reconcile).
 
 Fixed-message errors (`InvalidState`, `Unauthorized`, `InvalidToken`)
 take no message at all: the caller must not learn which check failed, and a
@@ -179,6 +183,13 @@ class RateLimited(ProviderError):
         self.retry_after = retry_after
 
 
+class ReportTooLarge(ProviderError):
+    """The provider refused a report as too large or too slow for one request (Meta's
+    error 100, subcode 1504018): the connector asks again for less, not the same."""
+
+    slug, title = "report-too-large", "The provider refused a report as too large"
+
+
 class ProviderUnavailable(ProviderError):
     status, slug, title = 503, "provider-unavailable", "The provider is unavailable"
 
@@ -214,3 +225,7 @@ class LoadRefused(CosmaError):
     def __init__(self, error_class: str) -> None:
         super().__init__()
         self.error_class = error_class
+
+
+class DryRunRollback(Exception):
+    """Raised at the end of a dry run's transaction to undo it; caught by its raiser."""

@@ -49,8 +49,6 @@ from shared.policy import Client, access_client
 from shared.revocation import HELD, Disconnected, revoke_held
 from shared.tenancy import TenantTransaction, tenant
 from shared.warehouse.ids import (
-    PLATFORMS,
-    check_platform,
     dataset_id_for,
     labels_for,
 )
@@ -107,6 +105,8 @@ def provision(
     runtime: Runtime, principal: Principal, audit: RequestAudit, client_id: str, platform: str
 ) -> DatasetRecord:
     """`POST /datasets`: the client's dataset for `platform` (admins)."""
+    # A platform this deployment does not serve is refused before anything is read.
+    platform = runtime.platforms.check(platform)
     with tenant(runtime.db, principal) as tx:
         client = access_client(tx, principal, "manage", client_id)
         record = ensure_dataset(runtime, tx, principal, client, platform)
@@ -123,7 +123,7 @@ def ensure_dataset(
 ) -> DatasetRecord:
     """The client's dataset for `platform`, created if needed, recorded in Postgres.
     The caller has checked its right on `client`."""
-    platform = check_platform(platform)
+    platform = runtime.platforms.check(platform)
     org = tx.execute(
         "select location from organizations where id = %s", (principal.org_id,)
     ).fetchone()
@@ -165,9 +165,9 @@ def drop(
     runtime: Runtime, principal: Principal, audit: RequestAudit, client_id: str, platform: str
 ) -> None:
     """Delete the dataset (and its rows) of (client, platform) and its record."""
+    platform = runtime.platforms.check(platform)
     with tenant(runtime.db, principal) as tx:
         client = access_client(tx, principal, "manage", client_id)
-        platform = check_platform(platform)
         row = tx.execute(
             "delete from datasets where client_id = %s and platform = %s returning dataset_id",
             (client.id, platform),
@@ -289,7 +289,8 @@ def erase(
             ).fetchall()
         ]
         # Also the ids of datasets never recorded (a provisioning that died before its commit).
-        expected = {dataset_id_for(runtime.settings.env, client, p) for p in PLATFORMS}
+        env, names = runtime.settings.env, runtime.platforms.names
+        expected = {dataset_id_for(env, client, p) for p in names}
         for dataset_id in sorted(expected | set(dataset_ids)):
             runtime.warehouse.drop_dataset(dataset_id)
         deleted = tx.execute("delete from clients where id = %s", (client,)).rowcount

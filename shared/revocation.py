@@ -118,9 +118,8 @@ def revoke_stored(
     external_user_id: str | None,
 ) -> Revocation:
     """Open the stored token and revoke it at the provider."""
-    settings = runtime.settings
     try:
-        platform = registry.platform(platform_name, settings)
+        platform = runtime.platforms.platform(platform_name)
     except errors.CosmaError as exc:
         # A platform no longer configured must not keep a token alive here.
         return Revocation(False, exc.slug.replace("-", "_"))
@@ -137,11 +136,11 @@ def _revoke(
     runtime: Runtime, platform: registry.Platform, token: str, external_user_id: str | None
 ) -> Revocation:
     settings = runtime.settings
-    if platform.revoke_style == "none" or not platform.revoke_url:
+    if platform.revocation is None or not platform.revoke_url:
         return _outcome(platform, "not_supported")
     try:
         secret = runtime.secrets.get(registry.client_secret_name(platform.name))
-        client_id = registry.client_id(platform.name, settings)
+        client_id = runtime.platforms.client_id(platform.name)
     except errors.CosmaError as exc:
         return _outcome(platform, f"failed:{exc.slug.replace('-', '_')}")
     answer = oauth.revoke(

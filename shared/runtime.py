@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from shared.db import Database
     from shared.export import ExportSink
     from shared.keyring import LiveCipher
+    from shared.platforms.registry import Registry
     from shared.ratelimit import RateLimiter
     from shared.secrets import Secrets
     from shared.warehouse import Warehouse
@@ -32,11 +33,28 @@ log = logging.getLogger("cosma.runtime")
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        platforms: Registry | None = None,
+    ) -> None:
         self.settings = settings
         self.clock = clock
+        self._platforms = platforms
 
     # ------------------------------------------------------------ adapters
+
+    @cached_property
+    def platforms(self) -> Registry:
+        """The ad platforms this runtime serves: the deployed ones from settings,
+        unless the bootstrap passed its own (the local one adds the sandbox)."""
+        if self._platforms is not None:
+            return self._platforms
+        from shared.platforms.registry import Registry
+
+        return Registry.from_settings(self.settings)
 
     @cached_property
     def db(self) -> Database:

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-_PLATFORM_KEYS = ("GOOGLE_ADS", "META", "LINKEDIN", "TIKTOK", "MICROSOFT", "SANDBOX")
+from shared.platform_names import CLOUD_PLATFORMS
+
+# `<KEY>_CLIENT_ID` and `<KEY>_BASE_URL` are read for the deployed platforms only.
+_PLATFORM_KEYS = tuple(name.upper() for name in CLOUD_PLATFORMS)
 _ROLES = ("admin", "editor", "viewer")
 _LOCATIONS = ("US", "EU")
 

@@ -16,6 +16,10 @@ import json
 import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.runtime import Runtime
 
 ORIGIN = "http://localhost:3000"
 SCHEDULER_EMAIL = "scheduler@cosma-soak.iam.gserviceaccount.com"
@@ -111,7 +115,9 @@ def environment(layout: Layout, knobs: Knobs) -> dict[str, str]:
         "COSMA_SECRETS_DIR": str(home / "secrets"),
         "COSMA_WAREHOUSE_DIR": str(home / "warehouse"),
         "COSMA_EXPORT_DIR": str(home / "exports"),
-        "SANDBOX_BASE_URL": peer,
+        # The sandbox is registered by the local bootstrap only (`cosma.sandbox_platform`),
+        # so its base URL is a setting the soak's processes apply, not the environment's.
+        "SOAK_SANDBOX_URL": peer,
         "SYNC_AUDIENCE": f"{public}/sync",
         "SCHEDULER_SA_EMAIL": SCHEDULER_EMAIL,
         "GOOGLE_CERTS_URL": f"{peer}/oauth2/v1/certs",
@@ -128,3 +134,21 @@ def environment(layout: Layout, knobs: Knobs) -> dict[str, str]:
         "COSMA_LOG_LEVEL": "WARNING",
         "SOAK_PRINCIPAL_TTL_S": str(knobs.principal_ttl_s),
     }
+
+
+def local_runtime() -> Runtime:
+    """The local composition (the deployed platforms plus the sandbox, as `cosma serve`
+    builds it) from the environment, with the sandbox served by the peer."""
+    import os
+
+    from cosma import sandbox_platform
+    from shared import logs
+    from shared.settings import Settings
+
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    peer = os.environ.get("SOAK_SANDBOX_URL", "")
+    if peer:
+        bases = {**settings.platform_base_urls, sandbox_platform.NAME: peer}
+        settings = settings.with_changes(platform_base_urls=bases)
+    return sandbox_platform.local_runtime(settings)

@@ -78,11 +78,10 @@ class Peer:
         from cosma import sandbox_oauth, sandbox_reports
         from cosma.issuer import LocalIssuer
         from shared.http import Router
-        from shared.runtime import Runtime
-        from shared.settings import Settings
         from soak import google
+        from soak.config import local_runtime
 
-        self.runtime = Runtime(Settings.from_env())
+        self.runtime = local_runtime()
         self.faults = Faults()
         self.certificate = google.certificate(home)
         sandbox_oauth.provider.keep_grants_in(home / "sandbox")

@@ -464,7 +464,7 @@ def gather(o: Orchestrator, load: tuple[float, float]) -> checks.Evidence:
 
 
 def run(knobs: Knobs, *, keep: bool = False) -> int:
-    from shared.platforms.reports import connector_for
+    from cosma.sandbox_connector import SandboxConnector
 
     home = Path(tempfile.mkdtemp(prefix="cosma-soak-"))
     o = Orchestrator(knobs, home)
@@ -492,11 +492,10 @@ def run(knobs: Knobs, *, keep: bool = False) -> int:
         o.stop()
         evidence = gather(o, (start, deadline))
         evidence.final_queries = finals
-        connector = connector_for("sandbox")
         lines = checks.all_lines(
             evidence,
-            lookback_days=connector.lookback_days,
-            retention_days=connector.retention_days,
+            lookback_days=SandboxConnector.lookback_days,
+            retention_days=SandboxConnector.retention_days,
         )
         driver_errors = sum(
             json.loads(p.read_text()).get("driver_errors", 0)

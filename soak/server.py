@@ -3,8 +3,9 @@
 Every function on one port through `cosma.server.LocalServer`, with the runtime
 built from the environment the orchestrator passes (`soak.config.environment`):
 one instance of the system among four on the same database, keyring, warehouse
-and export folder. Its outside systems are the peer's (`platform_base_urls`
-and the issuer settings point there). The one setting that is not in the
+and export folder, composed as `cosma serve` composes it (the sandbox
+registered). Its outside systems are the peer's (the sandbox's base URL and
+the issuer settings point there). The one setting that is not in the
 environment is the membership cache's bound (`SOAK_PRINCIPAL_TTL_S`), which the
 authenticator takes as an argument. Prints `ready` once it listens.
 """
@@ -16,15 +17,12 @@ import os
 import sys
 
 from cosma.server import LocalServer, make_local_server
-from shared import logs
 from shared.runtime import Runtime
-from shared.settings import Settings
+from soak.config import local_runtime
 
 
 def runtime_from_env() -> Runtime:
-    settings = Settings.from_env()
-    logs.configure(settings.log_level)
-    runtime = Runtime(settings)
+    runtime = local_runtime()
     runtime.authenticator.principal_ttl = float(os.environ.get("SOAK_PRINCIPAL_TTL_S", "30"))
     return runtime
 

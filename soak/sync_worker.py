@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import sys
 
-from shared.runtime import Runtime
-from shared.settings import Settings
 from shared.sync import runner
+from soak.config import local_runtime
 
 
 def main(argv: list[str]) -> int:
-    runtime = Runtime(Settings.from_env())
+    runtime = local_runtime()
     try:
         report = runner.run(runtime, owner=runner.new_owner(argv[0]))
     finally:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from werkzeug.test import Client
 
-from cosma import localdb
+from cosma import localdb, sandbox_platform
 from cosma.server import LocalServer
 from shared.runtime import Runtime
 from shared.settings import Settings
@@ -99,7 +99,8 @@ def settings(pg: localdb.LocalDatabase, state_dir: Path, tokens: TokenIssuer) ->
 
 @pytest.fixture(scope="session")
 def runtime(settings: Settings) -> Iterator[Runtime]:
-    rt = Runtime(settings)
+    """The local composition (`make run`'s): the deployed platforms plus the sandbox."""
+    rt = sandbox_platform.local_runtime(settings)
     yield rt
     rt.close()
 

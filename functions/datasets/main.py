@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 import functions_framework
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -42,10 +42,12 @@ from werkzeug.wrappers import Request, Response
 from shared import audit, provisioning
 from shared.directory import clients
 from shared.http import Context, Router, json_response, no_content, validate
+from shared.reporting.spec import PlatformName
 
 router = Router("datasets")
 
-Platform = Literal["google_ads", "meta", "linkedin", "tiktok", "microsoft", "sandbox"]
+# A platform name; whether this deployment serves it is checked by `provisioning`.
+Platform = PlatformName
 
 
 class ProvisionRequest(BaseModel):

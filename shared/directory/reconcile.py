@@ -32,17 +32,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from shared import clerk_api
+from shared import clerk_api, errors
 from shared.directory import erasure, events, store
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
 
 log = logging.getLogger("cosma.directory")
-
-
-class _Rollback(Exception):
-    """Raised at the end of a dry run's transaction to undo it."""
 
 
 @dataclass
@@ -280,8 +276,8 @@ def _run(
         ) as tx:
             work(tx)
             if dry_run:
-                raise _Rollback
-    except _Rollback:
+                raise errors.DryRunRollback
+    except errors.DryRunRollback:
         pass
 
 

@@ -60,7 +60,7 @@ class Route:
         self.regex = re.compile(
             "^"
             + "".join(_PARAM_VALUE if i % 2 else re.escape(part) for i, part in enumerate(parts))
-            + "$"
+            + "\\Z"  # not "$", which also matches before a trailing newline
         )
 
 

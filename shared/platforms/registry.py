@@ -1,262 +1,119 @@
-"""The platform registry: one entry per ad platform, everything the OAuth flow needs.
+"""The registry: the platforms one deployment serves, built from settings.
 
-Each `Platform` says where to send the user (authorize), where to trade a code
-or a refresh token (token, and TikTok's separate refresh endpoint), how to
-revoke, which scopes to ask for, whether PKCE applies, whether refresh tokens
-rotate and how long tokens live. Report connectors read `api_base_url`; the
-report windows (lookback, retention) belong to the connectors themselves
-(`shared/platforms/reports/`), the one place that knows each report API.
+    registry = Registry.from_settings(settings)       # what `Runtime.platforms` holds
+    entry = registry.platform("meta")                 # NotFound for any other name
+    registry.client_id("meta"); registry.connector("meta")
+
+`from_settings` holds exactly the deployed platforms (`shared.platform_names.
+CLOUD_PLATFORMS`, entries in `cloud.py`). A bootstrap may add its own with
+`with_platform`: the local one (`cosma`) adds the sandbox platform, so it
+exists only where `make run` and the test suite compose it, never in a cloud
+environment.
 
 Invariants:
-- Scopes are the minimum that reads reports. Two platforms have no read-only
-  scope: Google Ads (`adwords` is its only scope) and Microsoft Advertising
-  (`msads.manage`); `scope_note` records it. Cosma's code only ever reads.
-- `platform(name, settings)` applies `settings.platform_base_urls[name]`: the
-  override replaces scheme and host (and prefixes its path, if any) of EVERY
-  endpoint of that platform, so a test points a whole platform at one
-  loopback server. Nothing else reads URLs from anywhere.
-- The sandbox platform lives on the local server (`cosma/sandbox_oauth.py`),
-  under `settings.public_url` unless overridden.
-- An unknown platform name is `errors.NotFound`, like any unknown resource.
-
-Client ids come from `settings.platform_client_ids[name]`; client secrets from
-the secrets port under `client_secret_name(name)` ("google-ads-client-secret").
+- `settings.platform_base_urls[name]` replaces scheme and host (and prefixes
+  its path, if any) of EVERY endpoint of that platform (`rebased`), so a test
+  points a whole platform at one loopback server. Nothing else reads URLs.
+- An unregistered name is `NotFound` (like any unknown resource) from
+  `platform()`, and `ValidationFailed` on the request field that named it from
+  `check()`: a platform the deployment does not serve is refused exactly like
+  a name nobody ever registered.
+- Client ids come from `settings.platform_client_ids[name]` (Unavailable when
+  missing); client secrets from the secrets port under
+  `client_secret_name(name)` ("google-ads-client-secret").
 """
 
 from __future__ import annotations
 
-# Field names contain "token"; their values are URLs and protocol names, not secrets.
-# ruff: noqa: S106
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
+import importlib
+from collections.abc import Mapping
+from dataclasses import replace
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from shared import errors
+from shared.platforms.entry import IMPLICIT_SCOPES, Platform
 
 if TYPE_CHECKING:
+    from shared.platforms.reports.base import Connector
     from shared.settings import Settings
 
 __all__ = [
     "IMPLICIT_SCOPES",
-    "PLATFORM_NAMES",
     "Platform",
-    "client_id",
+    "Registry",
     "client_secret_name",
-    "platform",
+    "rebased",
 ]
 
-TokenStyle = Literal["form", "tiktok_json", "meta_graph"]
-RevokeStyle = Literal["rfc7009", "google", "meta_permissions", "tiktok_json", "none"]
 
-PLATFORM_NAMES: tuple[str, ...] = (
-    "google_ads",
-    "meta",
-    "linkedin",
-    "tiktok",
-    "microsoft",
-    "sandbox",
-)
+class Registry:
+    """Immutable: `with_platform` returns a new registry."""
 
-# Scopes that steer the grant (a refresh token, an id token) rather than name a
-# permission, often left out of the granted list, and those a provider grants
-# every app (Meta's public_profile): never required, never flagged as broader.
-IMPLICIT_SCOPES: frozenset[str] = frozenset({"offline_access", "openid", "public_profile"})
+    def __init__(self, entries: Mapping[str, Platform], client_ids: Mapping[str, str]) -> None:
+        self._entries = MappingProxyType(dict(entries))
+        self._client_ids = MappingProxyType(dict(client_ids))
 
-# Graph API version every Meta endpoint uses; bump it here, in one place.
-META_GRAPH_VERSION = "v25.0"
-# The sandbox client id when none is configured (the local server accepts it).
-SANDBOX_CLIENT_ID = "cosma-local"
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Registry:
+        """The deployed platforms, with the settings' client ids and base URL overrides."""
+        from shared.platforms.cloud import cloud_entries
 
-_DAY = 86_400
+        entries = {name: rebased(entry, settings) for name, entry in cloud_entries().items()}
+        ids = {n: v for n, v in settings.platform_client_ids.items() if n in entries and v}
+        return cls(entries, ids)
 
-
-@dataclass(frozen=True)
-class Platform:
-    name: str
-    authorize_url: str
-    token_url: str
-    revoke_url: str | None
-    revoke_style: RevokeStyle
-    scopes: tuple[str, ...]
-    scope_note: str
-    pkce: bool
-    refresh_rotates: bool
-    access_token_ttl_s: int
-    refresh_token_ttl_s: int | None
-    refresh_idle_expiry_s: int | None
-    token_style: TokenStyle
-    api_base_url: str
-    # TikTok refreshes at its own endpoint; everyone else at `token_url`.
-    refresh_url: str | None = None
-    # Extra authorize parameters (Google: offline access and a fresh consent,
-    # without which a second connect returns no refresh token).
-    authorize_params: tuple[tuple[str, str], ...] = ()
-    # How the authorize request names the client and joins scopes.
-    client_id_param: str = "client_id"
-    scope_separator: str = " "
-    # Where the person who granted access removes the app by hand, for when
-    # revocation at the provider failed or the platform offers none.
-    manual_revoke_url: str = ""
+    def with_platform(self, entry: Platform, *, client_id: str) -> Registry:
+        """This registry plus `entry` (a bootstrap's own platform) and its client id."""
+        if entry.name in self._entries:
+            raise ValueError(f"platform {entry.name} is already registered")
+        return Registry(
+            {**self._entries, entry.name: entry}, {**self._client_ids, entry.name: client_id}
+        )
 
     @property
-    def required_scopes(self) -> frozenset[str]:
-        """Scopes a grant must carry to be useful (implicit ones excluded)."""
-        return frozenset(self.scopes) - IMPLICIT_SCOPES
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._entries
+
+    def __repr__(self) -> str:
+        return f"Registry({', '.join(self._entries)})"
+
+    def platform(self, name: str) -> Platform:
+        """The entry of `name`; NotFound for a platform this deployment does not serve."""
+        entry = self._entries.get(name) if isinstance(name, str) else None
+        if entry is None:
+            raise errors.NotFound("No such platform.")
+        return entry
+
+    def check(self, name: str, field: str = "platform") -> str:
+        """`name` when registered; otherwise the 422 a request field naming it gets."""
+        if name not in self:
+            raise errors.ValidationFailed(
+                errors=[{"loc": [field], "msg": "Unknown platform.", "type": "unknown_platform"}]
+            )
+        return name
+
+    def client_id(self, name: str) -> str:
+        """Our OAuth client id at the platform; Unavailable when not configured."""
+        value = self._client_ids.get(self.platform(name).name, "")
+        if not value:
+            raise errors.Unavailable(f"The {name} platform is not configured.")
+        return value
+
+    def connector(self, name: str) -> Connector:
+        """A report connector of `name` (its module loads on first use: cold starts)."""
+        module, _, attribute = self.platform(name).connector.partition(":")
+        connector: Connector = getattr(importlib.import_module(module), attribute)()
+        return connector
 
 
-def _entries(public_url: str) -> dict[str, Platform]:
-    graph = f"https://graph.facebook.com/{META_GRAPH_VERSION}"
-    tiktok = "https://business-api.tiktok.com/open_api/v1.3"
-    microsoft = "https://login.microsoftonline.com/common/oauth2/v2.0"
-    sandbox = public_url.rstrip("/") + "/sandbox"
-    return {
-        "google_ads": Platform(
-            name="google_ads",
-            authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
-            token_url="https://oauth2.googleapis.com/token",
-            revoke_url="https://oauth2.googleapis.com/revoke",
-            revoke_style="google",
-            scopes=("https://www.googleapis.com/auth/adwords",),
-            scope_note=(
-                "Google Ads has no read-only scope: adwords is its only scope and allows "
-                "writes. Cosma only reads reports with it."
-            ),
-            pkce=True,
-            refresh_rotates=False,
-            access_token_ttl_s=3600,
-            # No fixed lifetime; unused for six months (or revoked, or a password
-            # change on some accounts) and it is dead.
-            refresh_token_ttl_s=None,
-            refresh_idle_expiry_s=183 * _DAY,
-            token_style="form",
-            api_base_url="https://googleads.googleapis.com",
-            manual_revoke_url="https://myaccount.google.com/connections",
-            authorize_params=(("access_type", "offline"), ("prompt", "consent")),
-        ),
-        "meta": Platform(
-            name="meta",
-            authorize_url=f"https://www.facebook.com/{META_GRAPH_VERSION}/dialog/oauth",
-            token_url=f"{graph}/oauth/access_token",
-            # `{user_id}` is filled with the granting user's id (or "me").
-            revoke_url=f"{graph}/{{user_id}}/permissions",
-            revoke_style="meta_permissions",
-            scopes=("ads_read",),
-            scope_note=(
-                "ads_read only. Meta issues no refresh token: the code's short-lived user "
-                "token is exchanged (fb_exchange_token) for a long-lived one (~60 days), "
-                "which is stored in place of a refresh token. Refreshing re-exchanges it, "
-                "which proves it alive but does not extend its life; when it dies the "
-                "connection needs a reconnect."
-            ),
-            pkce=False,
-            refresh_rotates=False,
-            access_token_ttl_s=60 * _DAY,
-            refresh_token_ttl_s=60 * _DAY,
-            refresh_idle_expiry_s=None,
-            token_style="meta_graph",
-            api_base_url=graph,
-            manual_revoke_url="https://www.facebook.com/settings/?tab=business_tools",
-            scope_separator=",",
-        ),
-        "linkedin": Platform(
-            name="linkedin",
-            authorize_url="https://www.linkedin.com/oauth/v2/authorization",
-            token_url="https://www.linkedin.com/oauth/v2/accessToken",
-            revoke_url="https://www.linkedin.com/oauth/v2/revoke",
-            revoke_style="rfc7009",
-            scopes=("r_ads", "r_ads_reporting"),
-            scope_note="Read-only: r_ads (accounts, campaigns) and r_ads_reporting (analytics).",
-            pkce=False,
-            # Programmatic refresh tokens: 365 days from the first grant, not rotated,
-            # and refreshing does not extend them.
-            refresh_rotates=False,
-            access_token_ttl_s=60 * _DAY,
-            refresh_token_ttl_s=365 * _DAY,
-            refresh_idle_expiry_s=None,
-            token_style="form",
-            api_base_url="https://api.linkedin.com/rest",
-            manual_revoke_url="https://www.linkedin.com/psettings/permitted-services",
-        ),
-        "tiktok": Platform(
-            name="tiktok",
-            authorize_url="https://business-api.tiktok.com/portal/auth",
-            token_url=f"{tiktok}/oauth2/access_token/",
-            refresh_url=f"{tiktok}/oauth2/refresh_token/",
-            revoke_url=f"{tiktok}/oauth2/revoke_token/",
-            revoke_style="tiktok_json",
-            scopes=(),
-            scope_note=(
-                "TikTok permissions are chosen on the app in the TikTok for Business "
-                "developer portal (Ad Account Management and Reporting, read), not in the "
-                "authorize URL; the grant reports them as permission ids."
-            ),
-            pkce=False,
-            refresh_rotates=False,
-            access_token_ttl_s=_DAY,
-            refresh_token_ttl_s=365 * _DAY,
-            refresh_idle_expiry_s=None,
-            token_style="tiktok_json",
-            api_base_url=tiktok,
-            manual_revoke_url="https://business.tiktok.com",
-            client_id_param="app_id",
-            scope_separator=",",
-        ),
-        "microsoft": Platform(
-            name="microsoft",
-            authorize_url=f"{microsoft}/authorize",
-            token_url=f"{microsoft}/token",
-            revoke_url=None,
-            revoke_style="none",
-            scopes=("https://ads.microsoft.com/msads.manage", "offline_access"),
-            scope_note=(
-                "msads.manage is Microsoft Advertising's only scope (no read-only one); "
-                "offline_access asks for a refresh token. Microsoft has no revocation "
-                "endpoint: disconnect deletes the token here, and the user can remove the "
-                "app's consent in their Microsoft account."
-            ),
-            pkce=True,
-            # Every refresh returns a new refresh token; an unused one dies after 90 days.
-            refresh_rotates=True,
-            access_token_ttl_s=3600,
-            refresh_token_ttl_s=None,
-            refresh_idle_expiry_s=90 * _DAY,
-            token_style="form",
-            api_base_url="https://reporting.api.bingads.microsoft.com",
-            manual_revoke_url="https://account.live.com/consent/Manage",
-        ),
-        "sandbox": Platform(
-            name="sandbox",
-            authorize_url=f"{sandbox}/oauth/authorize",
-            token_url=f"{sandbox}/oauth/token",
-            revoke_url=f"{sandbox}/oauth/revoke",
-            revoke_style="rfc7009",
-            scopes=("reports.read",),
-            scope_note="The local sandbox platform: one read-only scope.",
-            pkce=True,
-            refresh_rotates=True,
-            access_token_ttl_s=3600,
-            refresh_token_ttl_s=None,
-            refresh_idle_expiry_s=90 * _DAY,
-            token_style="form",
-            api_base_url=f"{sandbox}/api",
-        ),
-    }
-
-
-def _rebase(url: str, base: str) -> str:
-    """`url` with scheme and host (and a path prefix) taken from `base`."""
-    target, source = urlsplit(url), urlsplit(base)
-    path = source.path.rstrip("/") + target.path
-    return urlunsplit((source.scheme, source.netloc, path, target.query, target.fragment))
-
-
-def platform(name: str, settings: Settings) -> Platform:
-    """The registry entry for `name`, with the settings' base URL override applied."""
-    entries = _entries(settings.public_url)
-    entry = entries.get(name) if isinstance(name, str) else None
-    if entry is None:
-        raise errors.NotFound("No such platform.")
-    base = settings.platform_base_urls.get(name, "")
+def rebased(entry: Platform, settings: Settings) -> Platform:
+    """`entry` with `settings.platform_base_urls[entry.name]` applied to every endpoint."""
+    base = settings.platform_base_urls.get(entry.name, "")
     if not base:
         return entry
     return replace(
@@ -269,16 +126,13 @@ def platform(name: str, settings: Settings) -> Platform:
     )
 
 
-def client_id(name: str, settings: Settings) -> str:
-    """Our OAuth client id at the platform; Unavailable when not configured."""
-    value = settings.platform_client_ids.get(name, "")
-    if not value and name == "sandbox":
-        return SANDBOX_CLIENT_ID
-    if not value:
-        raise errors.Unavailable(f"The {name} platform is not configured.")
-    return value
-
-
 def client_secret_name(name: str) -> str:
     """The secrets-port name of a platform's client secret ("google-ads-client-secret")."""
     return f"{name.replace('_', '-')}-client-secret"
+
+
+def _rebase(url: str, base: str) -> str:
+    """`url` with scheme and host (and a path prefix) taken from `base`."""
+    target, source = urlsplit(url), urlsplit(base)
+    path = source.path.rstrip("/") + target.path
+    return urlunsplit((source.scheme, source.netloc, path, target.query, target.fragment))

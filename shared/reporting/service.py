@@ -2,6 +2,8 @@
 
 Order of events (each step's failure stops the ones after it):
 
+0. every platform asked for must be one this deployment serves
+   (`Runtime.platforms`), else 422, as for any other unknown name;
 1. one read in the caller's claims (one statement, one round trip): the
    client's organization, checked by `require_found(..., "read", ...)` (404
    for a client of another organization, an unassigned one, or none), and the
@@ -78,6 +80,8 @@ class Report:
 
 def plan(runtime: Runtime, principal: Principal, spec: QuerySpec) -> Plan:
     """Authorize, then find the datasets; see step 1 in the module docstring."""
+    for platform in spec.platforms:
+        runtime.platforms.check(platform, field="platforms")
     client_id = str(spec.client_id)
     statement = psql.SQL(_PLAN).format(
         platforms=psql.Literal(list(spec.platforms)), client=psql.Literal(client_id)

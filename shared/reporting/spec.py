@@ -23,12 +23,30 @@ import json
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from shared.platform_names import CLOUD_PLATFORMS, NAME_PATTERN
 
 MAX_LIMIT = 10_000
 MAX_YEARS = 3
 
-Platform = Literal["google_ads", "meta", "linkedin", "tiktok", "microsoft", "sandbox"]
+# A platform name. Its form is checked here; whether this deployment serves it is
+# the registry's answer (`Runtime.platforms.check`, in the service), because the
+# local bootstrap serves one platform more than the cloud (the sandbox). The
+# document lists the deployed platforms (`shared.platform_names`).
+PlatformName = Annotated[
+    str,
+    StringConstraints(pattern=NAME_PATTERN),
+    WithJsonSchema({"type": "string", "enum": list(CLOUD_PLATFORMS)}),
+]
 Metric = Literal[
     "impressions",
     "clicks",
@@ -129,7 +147,7 @@ class QuerySpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     client_id: uuid.UUID
-    platforms: Annotated[list[Platform], Field(min_length=1, max_length=6)]
+    platforms: Annotated[list[PlatformName], Field(min_length=1, max_length=8)]
     date_from: dt.date
     date_to: dt.date
     metrics: Annotated[list[Metric], Field(min_length=1, max_length=10)]

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     import requests
 
     from shared.platforms.base import Account
+    from shared.platforms.entry import Platform
     from shared.platforms.reports import ApiClient, Connector
     from shared.runtime import Runtime
 
@@ -198,6 +199,7 @@ def sync_connection(
             raise
     finally:
         result.duration_ms = int((clock() - started) * 1000)
+        _version_notice(runtime, lease, result)
         runs.finish(
             runtime.worker_db,
             lease,
@@ -226,14 +228,13 @@ def _sync(
     session: requests.Session | None,
 ) -> None:
     from shared.errors import AccessTokenRejected
-    from shared.platforms.reports import connector_for
 
     dataset_id = _dataset_id(runtime, lease)
     if dataset_id is None:
         result.outcome, result.error_class = "failed", "dataset_missing"
         result.health.append("no warehouse dataset for this platform: provision it")
         return
-    connector = connector_for(lease.platform)
+    connector = runtime.platforms.connector(lease.platform)
     api = _Api(runtime, lease, connector, session)
 
     def call(fn: Callable[[ApiClient], T]) -> T:
@@ -315,15 +316,13 @@ class _Api:
         connector: Connector,
         session: requests.Session | None,
     ) -> None:
-        from shared.platforms import registry
-
         self.runtime = runtime
         self.lease = lease
         self.session = session
-        self.entry = registry.platform(lease.platform, runtime.settings)
+        self.entry = runtime.platforms.platform(lease.platform)
         self.credentials = (
-            registry.client_id(lease.platform, runtime.settings),
-            _client_secret(runtime, lease.platform),
+            runtime.platforms.client_id(lease.platform),
+            _client_secret(runtime, self.entry),
         )
         self.headers = {
             name: runtime.secrets.get(_header_secret_name(lease.platform, name))
@@ -359,16 +358,31 @@ class _Api:
         )
 
 
-def _client_secret(runtime: Runtime, platform: str) -> str:
-    from shared.platforms import registry
+def _version_notice(runtime: Runtime, lease: leases.Lease, result: RunResult) -> None:
+    """Within `versions.WARN_DAYS` of the platform API's sunset the connection's
+    health says so, whatever the run's outcome (it changes no outcome)."""
+    try:
+        version = runtime.platforms.platform(lease.platform).api_version
+    except errors.CosmaError:
+        return
+    if version is None:
+        return
+    today = dt.datetime.fromtimestamp(runtime.clock(), dt.UTC).date()
+    notice = version.notice(today)
+    if notice and notice not in result.health:
+        result.health.append(notice)
 
-    if platform == "sandbox":
-        # The local sandbox is a public client (PKCE); a configured secret is still used.
-        try:
-            return runtime.secrets.get(registry.client_secret_name(platform))
-        except errors.CosmaError:
+
+def _client_secret(runtime: Runtime, entry: Platform) -> str:
+    from shared.platforms.registry import client_secret_name
+
+    try:
+        return runtime.secrets.get(client_secret_name(entry.name))
+    except errors.CosmaError:
+        # A public client (PKCE) refreshes without one; a configured secret is still used.
+        if entry.public_client:
             return ""
-    return runtime.secrets.get(registry.client_secret_name(platform))
+        raise
 
 
 def _header_secret_name(platform: str, header: str) -> str:
@@ -394,9 +408,7 @@ def _next_in_s(runtime: Runtime, platform: str) -> float:
     refreshed at least every half of its idle lifetime (every sync refreshes)."""
     interval = float(runtime.settings.sync_interval_s)
     try:
-        from shared.platforms import registry
-
-        idle = registry.platform(platform, runtime.settings).refresh_idle_expiry_s
+        idle = runtime.platforms.platform(platform).refresh_idle_expiry_s
     except errors.CosmaError:
         idle = None
     return min(interval, idle / 2) if idle else interval

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.warehouse.ids import PLATFORMS, dataset_id_for, labels_for
+from shared.warehouse.ids import dataset_id_for, labels_for
 from shared.warehouse.port import (
     DatasetSpec,
     Dialect,
@@ -25,7 +25,6 @@ from shared.warehouse.schema import COLUMN_NAMES, TABLE
 __all__ = [
     "COLUMN_NAMES",
     "DAILY_SCHEMA",
-    "PLATFORMS",
     "TABLE",
     "DatasetSpec",
     "Dialect",

@@ -14,8 +14,7 @@ import re
 import uuid
 
 from shared import errors
-
-PLATFORMS: tuple[str, ...] = ("google_ads", "meta", "linkedin", "tiktok", "microsoft", "sandbox")
+from shared.platform_names import is_platform_name
 
 _ENV = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 _DATASET_ID = re.compile(r"^cosma_[a-z][a-z0-9]{0,15}_[0-9a-f]{32}_[a-z_]{2,32}$")
@@ -32,7 +31,9 @@ def canonical_client_id(client_id: str) -> str:
 
 
 def check_platform(platform: str) -> str:
-    if platform not in PLATFORMS:
+    """A well-formed platform name. Which platforms exist is the registry's to say
+    (`Runtime.platforms`); here only that the name is safe in an id or a file name."""
+    if not is_platform_name(platform):
         raise errors.ValidationFailed("Unknown platform.")
     return platform
 

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from shared import errors
 from shared.errors import PermissionDenied, ProviderUnavailable, RateLimited
-from shared.platforms.reports import ApiClient, connector_for
+from shared.platforms.registry import Registry
+from shared.platforms.reports import ApiClient
 from shared.platforms.reports.google_ads import (
     API_VERSION,
     CLIENTS_GAQL,
     GoogleAdsAccount,
     GoogleAdsConnector,
 )
+from shared.settings import Settings
 from shared.warehouse import DAILY_SCHEMA
 from shared.warehouse.schema import conform
+from tests.support.completeness import account_totals, assert_complete
 from tests.support.platform_servers import GoogleAdsServer, Row, sample_rows
 from tests.support.servers import serve
 
@@ -62,7 +66,7 @@ def test_managers_expand_to_their_client_accounts(
     google: tuple[GoogleAdsServer, ApiClient],
 ) -> None:
     server, api = google
-    accounts = connector_for("google_ads").accounts(api, [])
+    accounts = Registry.from_settings(Settings()).connector("google_ads").accounts(api, [])
     assert [(a.id, a.currency, a.timezone) for a in accounts] == [
         (CLIENT_A, "AUD", "Australia/Sydney"),
         (CLIENT_B, "USD", "America/New_York"),
@@ -153,3 +157,32 @@ def test_faults(google: tuple[GoogleAdsServer, ApiClient], fault: int, error: ty
     server.fail(fault, retry_after="9")
     with pytest.raises(error):
         GoogleAdsConnector().fetch(api, GoogleAdsAccount(id=CLIENT_A), D1, D1)
+
+
+def test_performance_max_spend_is_loaded_and_totals_match() -> None:
+    # Performance Max campaigns have no ad groups or ads: an ad-level report alone
+    # misses their spend. The account's totals (FROM customer) include it.
+    search = sample_rows(CLIENT_A, D1, 3, ads=2)
+    pmax = [
+        replace(
+            r,
+            campaign_id="9900",
+            campaign_name="PMax",
+            channel="PERFORMANCE_MAX",
+            spend_micros=7_770_000,
+        )
+        for r in sample_rows(CLIENT_A, D1, 3, ads=1)
+    ]
+    server = GoogleAdsServer(rows=search + pmax)
+    end = D1 + dt.timedelta(days=2)
+    with serve(server) as url:
+        api = ApiClient(url, "t")
+        table = GoogleAdsConnector().fetch(api, GoogleAdsAccount(id=CLIENT_A), D1, end)
+        totals = account_totals("google_ads", api, CLIENT_A, D1, end)
+    assert_complete(table, totals)
+    loaded = [r for r in table.to_pylist() if r["campaign_id"] == "9900"]
+    assert len(loaded) == 3 and {r["spend_micros"] for r in loaded} == {7_770_000}
+    assert {(r["ad_group_id"], r["ad_id"]) for r in loaded} == {(None, None)}
+    queries = [r["json"]["query"] for r in server.requests if r["json"]]
+    assert "FROM campaign " in queries[1]
+    assert "campaign.advertising_channel_type = 'PERFORMANCE_MAX'" in queries[1]

@@ -13,6 +13,7 @@ from shared.platforms.reports import ApiClient
 from shared.platforms.reports.linkedin import FIELDS, LINKEDIN_VERSION, LinkedInConnector
 from shared.warehouse import DAILY_SCHEMA
 from shared.warehouse.schema import conform
+from tests.support.completeness import account_totals, assert_complete
 from tests.support.platform_servers import LinkedInServer, sample_rows
 from tests.support.servers import serve
 
@@ -44,7 +45,8 @@ def test_accounts(linkedin: tuple[LinkedInServer, ApiClient]) -> None:
     ]
     first, second = server.requests
     assert first["path"] == "/rest/adAccounts"
-    assert first["query"] == "q=search&search=(status:(values:List(ACTIVE)))&pageSize=100"
+    # Encoded as LinkedIn's official client encodes it: keys sorted at every level.
+    assert first["query"] == "pageSize=100&q=search&search=(status:(values:List(ACTIVE)))"
     assert second["args"]["pageToken"] == "1"
     assert first["headers"]["Linkedin-Version"] == LINKEDIN_VERSION
     assert first["headers"]["X-Restli-Protocol-Version"] == "2.0.0"
@@ -59,9 +61,10 @@ def test_analytics_request_and_rows(linkedin: tuple[LinkedInServer, ApiClient]) 
     analytics = server.requests[0]
     assert analytics["path"] == "/rest/adAnalytics"
     assert analytics["query"] == (
-        "q=statistics&pivots=List(CAMPAIGN_GROUP,CAMPAIGN,CREATIVE)&timeGranularity=DAILY"
-        "&dateRange=(start:(year:2024,month:12,day:30),end:(year:2025,month:1,day:1))"
-        f"&accounts=List(urn%3Ali%3AsponsoredAccount%3A{AID})&fields={FIELDS}"
+        f"accounts=List(urn%3Ali%3AsponsoredAccount%3A{AID})"
+        "&dateRange=(end:(day:1,month:1,year:2025),start:(day:30,month:12,year:2024))"
+        f"&fields={FIELDS.replace(',', '%2C')}"
+        "&pivots=List(CAMPAIGN_GROUP,CAMPAIGN,CREATIVE)&q=statistics&timeGranularity=DAILY"
     )
     assert analytics["headers"]["Authorization"] == "Bearer li-token"
     assert server.requests[1]["path"] == f"/rest/adAccounts/{AID}/adCampaignGroups"
@@ -96,3 +99,10 @@ def test_faults(linkedin: tuple[LinkedInServer, ApiClient], fault: int, error: t
     server.fail(fault, retry_after="4")
     with pytest.raises(error):
         LinkedInConnector().fetch(api, Account(id=AID), D1, D1)
+
+
+def test_account_totals_equal_the_loaded_rows(linkedin: tuple[LinkedInServer, ApiClient]) -> None:
+    _, api = linkedin
+    end = D1 + dt.timedelta(days=3)
+    table = LinkedInConnector().fetch(api, Account(id=AID), D1, end)
+    assert_complete(table, account_totals("linkedin", api, AID, D1, end))

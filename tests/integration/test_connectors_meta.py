@@ -8,18 +8,25 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.errors import AccessTokenRejected, PermissionDenied, ProviderUnavailable, RateLimited
+from shared.errors import (
+    AccessTokenRejected,
+    PermissionDenied,
+    ProviderUnavailable,
+    RateLimited,
+    ReportTooLarge,
+)
 from shared.platforms.base import Account
 from shared.platforms.reports import ApiClient
 from shared.platforms.reports.meta import FIELDS, MetaConnector
 from shared.warehouse import DAILY_SCHEMA
 from shared.warehouse.schema import conform
+from tests.support.completeness import account_totals, assert_complete
 from tests.support.platform_servers import MetaServer, Row, sample_rows
 from tests.support.servers import serve
 
 D1 = dt.date(2024, 2, 27)
 AID = "123456"
-VERSION = "v25.0"
+VERSION = "v26.0"  # the Graph version the connector speaks (versions.META)
 
 
 @pytest.fixture
@@ -98,7 +105,7 @@ def test_spend_and_conversions_exact_and_not_double_counted() -> None:
     )
     server = MetaServer(rows=[row])
     with serve(server) as url:
-        table = _connector().fetch(ApiClient(url + "/v25.0", "t"), Account(id=AID), D1, D1)
+        table = _connector().fetch(ApiClient(url + "/" + VERSION, "t"), Account(id=AID), D1, D1)
     got = table.to_pylist()[0]
     assert got["spend_micros"] == 1_000_000_001  # "1000.000001"
     # omni_purchase, purchase and the pixel purchase all carry 2: counted once.
@@ -187,3 +194,54 @@ def test_timeout(meta: tuple[MetaServer, ApiClient]) -> None:
 
 def server_url(meta: tuple[MetaServer, ApiClient]) -> str:
     return meta[1].base_url
+
+
+def test_a_query_too_large_is_asked_again_as_a_run_then_in_halves() -> None:
+    # Meta's error 100/1504018 ("reduce the amount of data"): the connector follows
+    # Meta's guidance instead of failing the sync: a report run, then half the range.
+    rows = sample_rows(AID, D1, 10, ads=2)
+    server = MetaServer(rows=rows, accounts=[], sync_limit_days=2, async_limit_days=3)
+    end = D1 + dt.timedelta(days=9)
+    with serve(server) as url:
+        table = _connector().fetch(ApiClient(f"{url}/{VERSION}", "t"), Account(id=AID), D1, end)
+    conform(table, AID, D1, end)
+    got = sorted((r["date"], r["ad_id"], r["spend_micros"]) for r in table.to_pylist())
+    assert got == sorted((r.date, r.ad_id, r.spend_micros) for r in rows)  # none twice
+    spans = [
+        (r["method"], *json.loads(r["args"]["time_range"]).values())
+        for r in server.requests
+        if r["path"].endswith(f"act_{AID}/insights")
+    ]
+    # Each range: synchronously, then as a run, then in halves (3-day runs and
+    # 2-day requests are within the server's limits).
+    assert spans == [
+        ("GET", "2024-02-27", "2024-03-07"),
+        ("POST", "2024-02-27", "2024-03-07"),
+        ("GET", "2024-02-27", "2024-03-02"),
+        ("POST", "2024-02-27", "2024-03-02"),
+        ("GET", "2024-02-27", "2024-02-29"),
+        ("POST", "2024-02-27", "2024-02-29"),
+        ("GET", "2024-03-01", "2024-03-02"),
+        ("GET", "2024-03-03", "2024-03-07"),
+        ("POST", "2024-03-03", "2024-03-07"),
+        ("GET", "2024-03-03", "2024-03-05"),
+        ("POST", "2024-03-03", "2024-03-05"),
+        ("GET", "2024-03-06", "2024-03-07"),
+    ]
+
+
+def test_a_single_day_too_large_fails_clearly(meta: tuple[MetaServer, ApiClient]) -> None:
+    server, api = meta
+    from tests.support.platform_servers import _TOO_LARGE, _json
+
+    # Even one day is refused, synchronously and as a run: nothing left to split.
+    server.handle = lambda request: _json(_TOO_LARGE, 400)  # type: ignore[method-assign]
+    with pytest.raises(ReportTooLarge):
+        _connector().fetch(api, Account(id=AID), D1, D1)
+
+
+def test_account_totals_equal_the_loaded_rows(meta: tuple[MetaServer, ApiClient]) -> None:
+    _, api = meta
+    end = D1 + dt.timedelta(days=4)
+    table = _connector().fetch(api, Account(id=AID), D1, end)
+    assert_complete(table, account_totals("meta", api, AID, D1, end))

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.errors import PermissionDenied, ProviderUnavailable, RateLimited
+from shared.errors import AccessTokenRejected, PermissionDenied, ProviderUnavailable, RateLimited
 from shared.platforms.base import Account
 from shared.platforms.reports import ApiClient
 from shared.platforms.reports.microsoft import (
@@ -18,6 +18,7 @@ from shared.platforms.reports.microsoft import (
 )
 from shared.warehouse import DAILY_SCHEMA
 from shared.warehouse.schema import conform
+from tests.support.completeness import account_totals, assert_complete
 from tests.support.platform_servers import MicrosoftServer, sample_rows
 from tests.support.servers import serve
 
@@ -58,8 +59,11 @@ def test_customer_host() -> None:
 def test_accounts(microsoft: tuple[MicrosoftServer, ApiClient]) -> None:
     server, api = microsoft
     (account,) = _connector().accounts(api, [])
-    assert (account.id, account.currency, account.timezone) == (AID, "CAD", "America/New_York")
+    # Report days are UTC days whatever the account's own zone (Microsoft documents
+    # downloaded data as relative to UTC); the zone is kept for ReportTimeZone.
+    assert (account.id, account.currency, account.timezone) == (AID, "CAD", "UTC")
     assert isinstance(account, MicrosoftAccount) and account.customer_id == CUSTOMER
+    assert account.time_zone == "EasternTimeUSCanada"
     assert server.paths() == [
         "/CustomerManagement/v13/AccountsInfo/Query",
         "/CustomerManagement/v13/Account/Query",
@@ -72,7 +76,7 @@ def test_submit_poll_download(microsoft: tuple[MicrosoftServer, ApiClient]) -> N
     server, api = microsoft
     server.polls_before_done = 2
     account = MicrosoftAccount(
-        id=AID, currency="CAD", timezone="America/New_York", customer_id=CUSTOMER
+        id=AID, currency="CAD", customer_id=CUSTOMER, time_zone="EasternTimeUSCanada"
     )
     end = D1 + dt.timedelta(days=1)
     table = _connector().fetch(api, account, D1, end)
@@ -100,7 +104,7 @@ def test_submit_poll_download(microsoft: tuple[MicrosoftServer, ApiClient]) -> N
             "ReturnOnlyCompleteData": False,
             "Aggregation": "Daily",
             "Columns": list(COLUMNS),
-            "Scope": {"AccountIds": [int(AID)]},
+            "Scope": {"AccountIds": [AID]},  # strings, as the official REST models type them
             "Time": {
                 "CustomDateRangeStart": {"Day": 1, "Month": 6, "Year": 2024},
                 "CustomDateRangeEnd": {"Day": 2, "Month": 6, "Year": 2024},
@@ -169,3 +173,58 @@ def test_operation_error_codes(microsoft: tuple[MicrosoftServer, ApiClient]) -> 
     server.handle = lambda request: _json({"Code": 117, "Message": "x"}, 400)  # type: ignore[method-assign]
     with pytest.raises(RateLimited):
         _connector().fetch(api, Account(id=AID), D1, D1)
+
+
+@pytest.mark.parametrize(
+    ("account_zone", "report_zone"),
+    [
+        # The account TimeZone enum and the ReportTimeZone enum spell these apart.
+        ("AthensBuckarestIstanbul", "AthensIslandanbulMinsk"),
+        ("SolomonIslandNewCaledonia", "MagadanSolomonIslandNewCaledonia"),
+        ("IslamabadKarachiTashkent", "IslandamabadKarachiTashkent"),
+        # Zones our customers use that the old map named wrongly ("Singapore", "NewDelhi").
+        ("KualaLumpurSingapore", "KualaLumpurSingapore"),
+        ("ChennaiKolkataMumbaiNewDelhi", "ChennaiKolkataMumbaiNewDelhi"),
+    ],
+)
+def test_every_account_zone_becomes_a_valid_report_zone(
+    microsoft: tuple[MicrosoftServer, ApiClient], account_zone: str, report_zone: str
+) -> None:
+    server, api = microsoft
+    server.accounts[0]["TimeZone"] = account_zone
+    (account,) = _connector().accounts(api, [AID])
+    assert account.timezone == "UTC"  # the days of the report, whatever the zone
+    _connector().fetch(api, account, D1, D1)
+    submit = next(r for r in server.requests if r["path"].endswith("/Submit"))
+    assert submit["json"]["ReportRequest"]["Time"]["ReportTimeZone"] == report_zone
+
+
+@pytest.mark.parametrize(
+    ("kind", "code", "error"),
+    [
+        ("AdApiFaultDetail", 117, RateLimited),  # CallRateExceeded
+        ("AdApiFaultDetail", 109, AccessTokenRejected),  # AuthenticationTokenExpired
+        ("AdApiFaultDetail", 105, AccessTokenRejected),  # InvalidCredentials: never a dead grant
+        ("ApiFaultDetail", 106, PermissionDenied),  # UserIsNotAuthorized
+        ("ApiFaultDetail", 117, RateLimited),
+    ],
+)
+def test_application_fault_details(
+    microsoft: tuple[MicrosoftServer, ApiClient], kind: str, code: int, error: type
+) -> None:
+    server, api = microsoft
+    from tests.support.platform_servers import _json
+
+    server.handle = lambda request: _json(server.fault(kind, code), 400)  # type: ignore[method-assign]
+    with pytest.raises(error) as caught:
+        _connector().fetch(api, Account(id=AID), D1, D1)
+    assert type(caught.value) is error
+
+
+def test_account_totals_equal_the_loaded_rows(
+    microsoft: tuple[MicrosoftServer, ApiClient],
+) -> None:
+    _, api = microsoft
+    end = D1 + dt.timedelta(days=2)
+    table = _connector().fetch(api, Account(id=AID), D1, end)
+    assert_complete(table, account_totals("microsoft", api, AID, D1, end))

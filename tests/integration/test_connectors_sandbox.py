@@ -8,11 +8,12 @@ from collections.abc import Iterator
 import pytest
 from werkzeug.test import Client
 
-from cosma import sandbox_oauth, sandbox_reports
+from cosma import sandbox_oauth, sandbox_platform, sandbox_reports
 from cosma.server import LocalServer
 from shared.errors import AccessTokenRejected
-from shared.platforms.reports import ApiClient, connector_for
+from shared.platforms.reports import ApiClient
 from shared.platforms.reports.normalize import micros
+from shared.settings import Settings
 from shared.warehouse import DAILY_SCHEMA
 from shared.warehouse.schema import conform
 from tests.support.servers import serve
@@ -34,7 +35,7 @@ def api(base_url: str) -> ApiClient:
 
 
 def test_accounts(api: ApiClient) -> None:
-    connector = connector_for("sandbox")
+    connector = sandbox_platform.registry(Settings()).connector("sandbox")
     accounts = connector.accounts(api, [])
     assert [a.id for a in accounts] == ["sbx-1001", "sbx-1002", "sbx-1003"]
     assert accounts[1].currency == "EUR" and accounts[1].timezone == "Europe/Berlin"
@@ -42,7 +43,7 @@ def test_accounts(api: ApiClient) -> None:
 
 
 def test_fetch_is_paginated_deterministic_and_exact(api: ApiClient) -> None:
-    connector = connector_for("sandbox")
+    connector = sandbox_platform.registry(Settings()).connector("sandbox")
     account = connector.accounts(api, ["sbx-1002"])[0]
     end = D1 + dt.timedelta(days=60)  # 61 days x 12 ads > one 500-row page
     first = connector.fetch(api, account, D1, end)
@@ -80,7 +81,9 @@ def test_pages_split_anywhere(server: LocalServer, api: ApiClient) -> None:
 
 def test_unknown_or_missing_token_is_refused(base_url: str) -> None:
     with pytest.raises(AccessTokenRejected):
-        connector_for("sandbox").accounts(ApiClient(base_url, "not-issued"), [])
+        sandbox_platform.registry(Settings()).connector("sandbox").accounts(
+            ApiClient(base_url, "not-issued"), []
+        )
 
 
 def test_bad_queries_are_problems(server: LocalServer, api: ApiClient) -> None:

@@ -8,12 +8,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.errors import AccessTokenRejected, PermissionDenied, ProviderUnavailable, RateLimited
+from shared.errors import (
+    AccessTokenRejected,
+    InvalidGrant,
+    PermissionDenied,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+)
 from shared.platforms.base import Account
 from shared.platforms.reports import ApiClient
 from shared.platforms.reports.tiktok import METRICS, TikTokConnector
 from shared.warehouse import DAILY_SCHEMA
 from shared.warehouse.schema import conform
+from tests.support.completeness import account_totals, assert_complete
 from tests.support.platform_servers import TikTokServer, sample_rows
 from tests.support.servers import serve
 
@@ -87,14 +95,37 @@ def test_pagination_by_page_number(tiktok: tuple[TikTokServer, ApiClient]) -> No
     assert spend == expected
 
 
+def test_conversions_and_their_value_are_one_event(tiktok: tuple[TikTokServer, ApiClient]) -> None:
+    # The purchase value goes with the purchase count, not with the count of the
+    # ad group's optimisation event (which the server reports differently).
+    server, api = tiktok
+    table = TikTokConnector().fetch(api, Account(id=ADV), D1, D1)
+    source = sorted(
+        (r for r in server.rows if r.account_id == ADV and r.date == D1), key=lambda r: r.ad_id
+    )
+    rows = sorted(table.to_pylist(), key=lambda r: r["ad_id"])
+    assert [r["conversions"] for r in rows] == [s.conversions for s in source]
+    assert [r["conversion_value_micros"] for r in rows] == [s.value_micros for s in source]
+    assert [r["conversions"] for r in rows] != [s.conversions + 3 for s in source]
+
+
 @pytest.mark.parametrize(
     ("code", "error"),
     [
+        # As the official SDK's NumericErrorCodes name them (shared/platforms/tiktok_codes.py).
         (40100, RateLimited),
-        (40133, RateLimited),
+        (40132, RateLimited),  # REQUEST_FREQUENCY_LIMITED
+        (61000, RateLimited),  # TOO_MANY_REQUESTS_BL
         (40105, AccessTokenRejected),
+        (40103, InvalidGrant),  # REFRESH_TOKEN_EXPIRE
+        (40107, InvalidGrant),  # INVALID_REFRESH_TOKEN
         (40001, PermissionDenied),
+        (40003, PermissionDenied),  # FORBIDDEN
+        (40130, PermissionDenied),  # SCOPE_NOT_AUTHORIZED
         (50002, ProviderUnavailable),
+        (60001, ProviderUnavailable),  # MAINTENANCE: retry later
+        (70001, ProviderError),  # INVALID_BIZ_AUTH_TYPE: a client error
+        (40133, ProviderError),  # in no table: not a rate limit
     ],
 )
 def test_envelope_error_codes(
@@ -113,3 +144,10 @@ def test_http_faults(tiktok: tuple[TikTokServer, ApiClient], fault: int, error: 
     server.fail(fault, retry_after="3")
     with pytest.raises(error):
         TikTokConnector().fetch(api, Account(id=ADV), D1, D1)
+
+
+def test_account_totals_equal_the_loaded_rows(tiktok: tuple[TikTokServer, ApiClient]) -> None:
+    _, api = tiktok
+    end = D1 + dt.timedelta(days=29)
+    table = TikTokConnector().fetch(api, Account(id=ADV), D1, end)
+    assert_complete(table, account_totals("tiktok", api, ADV, D1, end))

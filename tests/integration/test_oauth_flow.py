@@ -145,7 +145,7 @@ def test_full_flow_stores_a_sealed_token_and_redirects_to_the_app(
     assert response.status_code == 200
     url = response.json["authorization_url"]
     params = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-    entry = env.runtime.settings and registry.platform(platform, env.settings)
+    entry = env.runtime.platforms.platform(platform)
     assert url.startswith(entry.authorize_url)
     assert params["redirect_uri"] == "http://127.0.0.1:8080/oauth/callback"
     assert len(params["state"]) >= 43

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from shared.errors import InvalidGrant, ProviderUnavailable, RateLimited
+from shared.errors import InvalidGrant, ProviderError, ProviderUnavailable, RateLimited
 from shared.platforms import oauth, registry
+from shared.platforms.registry import Registry
+from shared.platforms.transport import MAX_RETRY_AFTER, retry_after_seconds
 from shared.settings import Settings
 from tests.support.oauth_providers import CLIENT_SECRET, provider_for
 from tests.support.servers import Recorder, serve
 
 
 def entry(name: str, base: str) -> registry.Platform:
-    return registry.platform(name, Settings(platform_base_urls={name: base}))
+    return Registry.from_settings(Settings(platform_base_urls={name: base})).platform(name)
 
 
 @pytest.fixture
@@ -88,6 +92,16 @@ def test_429_is_rate_limited_with_retry_after() -> None:
     assert app.requests[0]["args"] == {} and b"rt" in app.requests[0]["body"]
 
 
+def test_oauth_and_reports_read_retry_after_alike() -> None:
+    # One parser: an HTTP date is read, and a hostile delay is capped as for reports.
+    date = "Wed, 21 Oct 2015 07:28:00 GMT"
+    for header, expected in (("99999", MAX_RETRY_AFTER), (date, 0.0)):
+        app = Recorder(lambda r, h=header: Response("", status=429, headers={"Retry-After": h}))
+        with serve(app) as base, pytest.raises(RateLimited) as caught:
+            call_refresh(entry("linkedin", base), "rt")
+        assert caught.value.retry_after == expected == retry_after_seconds(header)
+
+
 def test_an_unreachable_provider_is_unavailable() -> None:
     with serve(Recorder(lambda r: Response(""))) as base:
         pass  # closed: nothing listens there any more
@@ -109,7 +123,7 @@ def test_revoke_outcomes(served: Any) -> None:
 
 
 def test_microsoft_revoke_is_not_supported() -> None:
-    platform = registry.platform("microsoft", Settings())
+    platform = Registry.from_settings(Settings()).platform("microsoft")
     assert oauth.revoke(platform, "t", client_id="c", client_secret="s") == "not_supported"
 
 
@@ -125,5 +139,70 @@ def test_meta_revoke_deletes_the_users_permissions() -> None:
             entry("meta", base), "ll-tok", client_id="c", client_secret="s", external_user_id="42"
         )
     assert outcome == "revoked"
-    assert (seen[0].method, seen[0].path) == ("DELETE", "/v25.0/42/permissions")
+    assert (seen[0].method, seen[0].path) == ("DELETE", "/v26.0/42/permissions")
     assert seen[0].headers["Authorization"] == "Bearer ll-tok" and not seen[0].args
+
+
+def test_a_kept_refresh_token_keeps_every_other_field() -> None:
+    # TikTok answers a refresh with the same refresh token and the grant's advertisers:
+    # dropping the unchanged token must not drop the accounts (or anything else).
+    answer = {
+        "code": 0,
+        "message": "OK",
+        "data": {
+            "access_token": "at-new",
+            "refresh_token": "rt-kept",
+            "access_token_expire_in": 86400,
+            "refresh_token_expire_in": 31536000,
+            "advertiser_ids": ["7000000001", "7000000002"],
+            "scope": [4, 5],
+            "open_id": "u-1",
+        },
+    }
+    app = Recorder(lambda r: Response(json.dumps(answer), mimetype="application/json"))
+    with serve(app) as base:
+        tokens = oauth.refresh(
+            entry("tiktok", base), "rt-kept", client_id="c", client_secret=CLIENT_SECRET
+        )
+    assert tokens.refresh_token is None
+    assert tokens.account_ids == ("7000000001", "7000000002")
+    assert (tokens.access_token, tokens.expires_in, tokens.refresh_expires_in) == (
+        "at-new",
+        86400,
+        31536000,
+    )
+    assert (tokens.scopes, tokens.external_user_id) == (("4", "5"), "u-1")
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        (40103, InvalidGrant),  # REFRESH_TOKEN_EXPIRE
+        (40107, InvalidGrant),  # INVALID_REFRESH_TOKEN
+        (40110, InvalidGrant),  # AUTH_CODE_ERROR
+        (40132, RateLimited),
+        (61000, RateLimited),
+        (60001, ProviderUnavailable),  # maintenance: retry later
+        (70001, ProviderError),  # a client error, not unavailability
+    ],
+)
+def test_tiktok_token_endpoint_codes(code: int, error: type) -> None:
+    body = json.dumps({"code": code, "message": "no", "request_id": "r", "data": {}})
+    app = Recorder(lambda r: Response(body, mimetype="application/json"))
+    with serve(app) as base, pytest.raises(ProviderError) as caught:
+        call_refresh(entry("tiktok", base), "rt")
+    assert type(caught.value) is error
+
+
+@pytest.mark.parametrize("served", ["microsoft", "linkedin"], indirect=True)
+def test_only_microsoft_sends_the_scopes_again_on_a_refresh(served: Any) -> None:
+    # Microsoft's identity platform wants them (its own SDK sends them); RFC 6749
+    # makes them optional, and the others get none.
+    provider, platform = served
+    call_refresh(platform, issue(provider))
+    form = parse_qs(provider.app.requests[-1]["body"].decode())
+    assert form["grant_type"] == ["refresh_token"]
+    if platform.name == "microsoft":
+        assert form["scope"] == ["https://ads.microsoft.com/msads.manage offline_access"]
+    else:
+        assert "scope" not in form

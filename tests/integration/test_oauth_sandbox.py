@@ -12,10 +12,10 @@ import psycopg
 import pytest
 import requests
 
-from cosma import localdb, sandbox_oauth
+from cosma import localdb, sandbox_oauth, sandbox_platform
 from cosma.server import LocalServer
 from shared.errors import InvalidGrant
-from shared.platforms import oauth, registry
+from shared.platforms import oauth
 from shared.runtime import Runtime
 from shared.settings import Settings
 from tests.support.identity import TokenIssuer
@@ -33,7 +33,7 @@ def live(
         local = settings.with_changes(public_url=base, secrets_dir=secrets_dir)
         sandbox_oauth.ensure_client_secret(local)
         assert (secrets_dir / "sandbox-client-secret").stat().st_mode & 0o077 == 0
-        runtime = Runtime(local)
+        runtime = sandbox_platform.local_runtime(local)
         holder["app"] = LocalServer(runtime)
         yield base, runtime
         runtime.close()
@@ -73,7 +73,7 @@ def test_the_sandbox_flow_works_without_internet(
     refresh_token = runtime.cipher.decrypt(bytes(ciphertext), connection_id=conn_id, org_id=org.id)
 
     # The sync worker's refresh against the sandbox: rotating, the old token dies.
-    platform = registry.platform("sandbox", runtime.settings)
+    platform = runtime.platforms.platform("sandbox")
     secret = runtime.secrets.get("sandbox-client-secret")
     fresh = oauth.refresh(platform, refresh_token, client_id="cosma-local", client_secret=secret)
     assert fresh.refresh_token and fresh.refresh_token != refresh_token
@@ -117,9 +117,7 @@ def _stored_tokens(runtime: Runtime, pg: localdb.LocalDatabase, client_id: str) 
             "select id::text, org_id, token_ciphertext from connections where client_id = %s",
             (client_id,),
         ).fetchall()
-    return [
-        runtime.cipher.decrypt(bytes(c), connection_id=i, org_id=o) for i, o, c in rows if c
-    ]
+    return [runtime.cipher.decrypt(bytes(c), connection_id=i, org_id=o) for i, o, c in rows if c]
 
 
 def test_erasure_revokes_every_grant_it_says_it_revoked(
@@ -139,7 +137,7 @@ def test_erasure_revokes_every_grant_it_says_it_revoked(
     body = erased.json()
     assert (body["connections_disconnected"], body["grants_revoked"]) == (3, 3)
     assert all(c["revocation"]["revoked"] for c in body["connections"])
-    platform = registry.platform("sandbox", runtime.settings)
+    platform = runtime.platforms.platform("sandbox")
     secret = runtime.secrets.get("sandbox-client-secret")
     for refresh_token in refresh_tokens:  # refused at the provider, not only deleted here
         with pytest.raises(InvalidGrant):

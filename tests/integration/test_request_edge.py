@@ -17,7 +17,7 @@ import pytest
 import requests
 from werkzeug.test import Client
 
-from cosma import localdb, sandbox_oauth
+from cosma import localdb, sandbox_oauth, sandbox_platform
 from cosma.issuer import LocalIssuer
 from cosma.server import LocalServer
 from shared.http import edge
@@ -113,7 +113,7 @@ def test_json_with_a_charset_or_a_json_suffix_is_accepted(
 def limited_server(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, Runtime]]:
     holder: dict[str, Any] = {}
     with serve(lambda environ, start: holder["app"](environ, start)) as base:
-        runtime = Runtime(
+        runtime = sandbox_platform.local_runtime(
             settings.with_changes(
                 public_url=base, rate_limit_ip="2/3600s", secrets_dir=tmp_path / "secrets"
             )

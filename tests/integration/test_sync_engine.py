@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from cosma import localdb
-from shared.runtime import Runtime
+from cosma import localdb, sandbox_platform
 from shared.settings import Settings
 from shared.sync import leases, runner
 from tests.support.seed import Seeder
@@ -54,7 +53,7 @@ def bench(
         sync_first_days=20,
         sync_batch=2,
     )
-    runtime = Runtime(local)
+    runtime = sandbox_platform.local_runtime(local)
     yield Bench(db, runtime, Seeder(db.admin_url))
     runtime.close()
 
@@ -178,7 +177,9 @@ def test_idle_expiring_refresh_tokens_are_kept_alive(bench: Bench, fake: SyncPro
     # with a sync interval longer than that, the next sync (which refreshes) comes
     # within half of it.
     connection_id, _, _ = _connect(bench, fake)
-    runtime = Runtime(bench.settings.with_changes(sync_interval_s=200 * 86_400))
+    runtime = sandbox_platform.local_runtime(
+        bench.settings.with_changes(sync_interval_s=200 * 86_400)
+    )
     try:
         assert _only(runner.run(runtime), connection_id)["outcome"] == "ok"
     finally:
@@ -395,7 +396,7 @@ def test_concurrent_invocations_never_process_one_connection_twice(
     failures: list[BaseException] = []
 
     def invoke() -> None:
-        runtime = Runtime(bench.settings)  # each invocation its own instance
+        runtime = sandbox_platform.local_runtime(bench.settings)  # each invocation its own instance
         try:
             reports.append(runner.run(runtime))
         except BaseException as exc:

@@ -22,7 +22,7 @@ import pytest
 from werkzeug.wrappers import Request, Response
 
 from cosma import localdb
-from shared.platforms import registry
+from shared.platforms import registry, versions
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.sync import leases, runner
@@ -33,6 +33,7 @@ from tests.support.platform_servers import (
     MicrosoftServer,
     PlatformServer,
     TikTokServer,
+    _json,
     sample_rows,
 )
 from tests.support.seed import Seeder
@@ -136,14 +137,14 @@ class TokenFront:
             return self.inner(environ, start_response)
         self.refreshes += 1
         access = f"at-{pysecrets.token_urlsafe(8)}"
-        if self.platform.token_style == "tiktok_json":
+        if self.platform.name == "tiktok":
             assert request.get_json()["grant_type"] == "refresh_token"
             body: dict[str, Any] = {
                 "code": 0,
                 "message": "OK",
                 "data": {"access_token": access, "access_token_expire_in": 86400},
             }
-        elif self.platform.token_style == "meta_graph":
+        elif self.platform.name == "meta":
             assert request.form["grant_type"] == "fb_exchange_token"
             body = {"access_token": access, "token_type": "bearer", "expires_in": 5_000_000}
         else:
@@ -186,8 +187,8 @@ def platform_bench(
         )
         if isinstance(server, MicrosoftServer):
             server.download_base = url
-        holder["app"] = TokenFront(registry.platform(name, local), server)
         runtime = Runtime(local)
+        holder["app"] = TokenFront(runtime.platforms.platform(name), server)
         bench = Bench(db, runtime, Seeder(db.admin_url))
         bench.retire_all()
         try:
@@ -245,3 +246,59 @@ def test_each_platform_syncs_and_a_repeat_gives_the_same_rows(
     assert [r.outcome for r in again.results] == ["ok"]
     assert _rows(bench, dataset_id) == first
     assert [r["outcome"] for r in bench.runs(connection_id)] == ["ok", "ok"]
+
+
+# Only a platform whose version has a known sunset can come within 90 days of it.
+WITH_SUNSET = sorted(
+    v.platform
+    for v in vars(versions).values()
+    if isinstance(v, versions.ApiVersion) and v.sunset is not None
+)
+
+
+def test_some_platforms_have_a_known_sunset() -> None:
+    assert WITH_SUNSET, "no platform version has a sunset: the health warning goes untested"
+
+
+@pytest.mark.parametrize("platform_bench", WITH_SUNSET, indirect=True)
+def test_a_sunset_within_90_days_shows_in_the_connections_health(
+    platform_bench: tuple[str, str, PlatformServer, TokenFront, Bench],
+) -> None:
+    name, account, _, _, bench = platform_bench
+    version = bench.runtime.platforms.platform(name).api_version
+    assert version is not None and version.sunset is not None
+    org = bench.org()
+    connection_id = bench.connection(
+        org, org.clients[0], "stored-refresh-token", platform=name, account_ids=(account,)
+    )
+    # The same runtime a month before the sunset: the run is fine, the health says it.
+    near = dt.datetime.combine(version.sunset - dt.timedelta(days=30), dt.time(12), dt.UTC)
+    runtime = Runtime(bench.settings, clock=near.timestamp)
+    try:
+        [result] = runner.run(runtime).results
+    finally:
+        runtime.close()
+    assert (result.outcome, result.error_class) == ("ok", None)
+    expected = f"{name} API {version.version} is sunset on {version.sunset} (30 days left)"
+    assert bench.connection_row(connection_id)["health"] == expected
+
+
+@pytest.mark.parametrize("platform_bench", ["microsoft"], indirect=True)
+def test_microsoft_invalid_credentials_are_never_a_dead_grant(
+    platform_bench: tuple[str, str, PlatformServer, TokenFront, Bench],
+) -> None:
+    # 105 InvalidCredentials is the access token OR the developer token: one fresh
+    # token is tried, then the run fails and backs off; the grant stays connected.
+    name, account, server, front, bench = platform_bench
+    assert isinstance(server, MicrosoftServer)
+    org = bench.org()
+    connection_id = bench.connection(
+        org, org.clients[0], "stored-refresh-token", platform=name, account_ids=(account,)
+    )
+    server.handle = lambda request: _json(  # type: ignore[method-assign]
+        MicrosoftServer.fault("AdApiFaultDetail", 105), 400
+    )
+    [result] = runner.run(bench.runtime).results
+    assert (result.outcome, result.error_class) == ("failed", "access_token_rejected")
+    assert front.refreshes == 2
+    assert bench.connection_row(connection_id)["status"] == "active"

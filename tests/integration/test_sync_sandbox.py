@@ -18,9 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from cosma import localdb, sandbox_oauth
+from cosma import localdb, sandbox_oauth, sandbox_platform
 from cosma.server import LocalServer
-from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.sync import leases, runner
 from shared.warehouse import COLUMN_NAMES, dataset_id_for
@@ -56,7 +55,7 @@ def local(
             export_link_ttl_s=EXPORT_LINK_TTL_S,
         )
         sandbox_oauth.ensure_client_secret(local_settings)
-        runtime = Runtime(local_settings)
+        runtime = sandbox_platform.local_runtime(local_settings)
         holder["app"] = LocalServer(runtime)
         yield Bench(db, runtime, Seeder(db.admin_url)), url
         runtime.close()

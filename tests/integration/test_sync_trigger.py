@@ -15,10 +15,9 @@ import jwt
 import pytest
 from werkzeug.test import Client
 
-from cosma import localdb
+from cosma import localdb, sandbox_platform
 from cosma.server import LocalServer
 from shared import errors
-from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.sync import trigger
 from tests.support.google_certs import SCHEDULER_EMAIL, GoogleCerts
@@ -53,7 +52,7 @@ def bench(
         scheduler_sa_email=SCHEDULER_EMAIL,
         google_certs_url=f"{url}/oauth2/v1/certs",
     )
-    runtime = Runtime(local)
+    runtime = sandbox_platform.local_runtime(local)
     yield Bench(db, runtime, Seeder(db.admin_url))
     runtime.close()
 
@@ -145,7 +144,7 @@ def test_unconfigured_audience_refuses_even_a_valid_token(
     bench: Bench, due: str, certs: tuple[GoogleCerts, str]
 ) -> None:
     google, _ = certs
-    runtime = Runtime(bench.settings.with_changes(sync_audience=""))
+    runtime = sandbox_platform.local_runtime(bench.settings.with_changes(sync_audience=""))
     try:
         response = Client(LocalServer(runtime)).post(
             "/sync", headers={"Authorization": f"Bearer {google.token(AUDIENCE)}"}

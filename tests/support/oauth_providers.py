@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from werkzeug.wrappers import Request, Response
 
-from shared.platforms import registry
+from shared.platforms.registry import Registry
 from shared.settings import Settings
 from tests.support.log_scan import remember
 from tests.support.servers import Recorder
@@ -55,7 +55,7 @@ class _Provider:
     def __init__(self, name: str, client_id: str, *, slow_s: float = 3.0) -> None:
         self.name = name
         self.client_id = client_id
-        self.entry = registry.platform(name, Settings(public_url="http://127.0.0.1:1"))
+        self.entry = Registry.from_settings(Settings()).platform(name)
         self.slow_s = slow_s
         self.token_mode: str | None = None
         self.revoke_mode: str | None = None
@@ -86,7 +86,7 @@ class _Provider:
 
     def _authorize(self, request: Request) -> Response:
         args = request.args
-        client = args.get(self.entry.client_id_param)
+        client = args.get("app_id" if self.name == "tiktok" else "client_id")
         redirect = args.get("redirect_uri", "")
         if client != self.client_id or not redirect:
             return Response("bad client", status=400)
@@ -121,7 +121,10 @@ class _Provider:
         if mode == "429":
             return Response("slow down", status=429, headers={"Retry-After": str(RETRY_AFTER_S)})
         if mode == "slow":
+            # Slower than any caller waits: answer nothing afterwards either, or a
+            # token issued after the caller gave up would show up in the next test.
             time.sleep(self.slow_s)
+            return Response("too late", status=504)
         return None
 
 

@@ -1,7 +1,7 @@
 """A sandbox-protocol provider the sync tests control: OAuth token endpoint and report API.
 
 Speaks what `shared.platforms.oauth` (form token endpoint) and the sandbox
-connector (`shared/platforms/reports/sandbox.py`) speak:
+connector (`cosma/sandbox_connector.py`) speak:
 
     POST /sandbox/oauth/token           grant_type=refresh_token -> access + rotated refresh token
     GET  /sandbox/api/accounts          the accounts of the grant

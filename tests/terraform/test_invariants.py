@@ -12,6 +12,8 @@ import re
 
 import pytest
 
+from shared.platform_names import CLOUD_PLATFORMS
+
 from .hcl import (
     BEHIND_EDGE,
     ENVIRONMENT_NAMES,
@@ -33,7 +35,8 @@ from .hcl import (
     variables,
 )
 
-PLATFORMS = ("GOOGLE_ADS", "META", "LINKEDIN", "TIKTOK", "MICROSOFT")
+# The deployed platforms: the Terraform must configure each (and no other).
+PLATFORMS = tuple(name.upper() for name in CLOUD_PLATFORMS)
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 
 # Who may read each secret: exactly these functions, no one else.

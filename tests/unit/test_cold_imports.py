@@ -126,7 +126,7 @@ def _requests(seeder: Seeder, tokens: TokenIssuer, certs: GoogleCerts) -> dict[s
     # before any warehouse call.
     spec = {
         "client_id": client,
-        "platforms": ["sandbox"],
+        "platforms": ["meta"],
         "date_from": "2024-01-01",
         "date_to": "2024-01-31",
         "metrics": ["clicks"],

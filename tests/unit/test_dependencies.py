@@ -102,7 +102,8 @@ def distribution(module: str) -> str:
         ("functions", ()),
         ("cosma", ("local",)),
         ("scripts", ("local", "dev")),
-        ("tests", ("local", "dev", "emulators")),
+        # tests/conformance/ holds our connectors to the platforms' official SDKs.
+        ("tests", ("local", "dev", "emulators", "conformance")),
     ],
 )
 def test_every_import_is_declared(folder: str, extras: tuple[str, ...]) -> None:

@@ -179,6 +179,38 @@ def test_malformed_tokens_refused(verifier: ClerkVerifier) -> None:
         refused(verifier, token)
 
 
+def test_the_compact_serialization_is_read_exactly(
+    verifier: ClerkVerifier, issuer: TokenIssuer
+) -> None:
+    good = issuer.mint("user_1", "org_1", "admin", now=NOW)
+    verifier.verify(good)
+    head, body, signature = good.split(".")
+    for token in [
+        f"{good}\n",  # a trailing newline: `$` in a pattern would have let it through
+        f"{good}.",  # four segments
+        f"{head}.{body}.{signature}.{signature}",
+        f"{head}=.{body}.{signature}",  # padding is not base64url (RFC 7515 2)
+        f"{head}.{body}.{signature}==",
+        f"{head}.{body}.{signature[:-1]}+",  # the standard alphabet, not the URL one
+        f"{head}..{signature}",
+        f" {good}",
+    ]:
+        refused(verifier, token)
+
+
+def test_the_signature_covers_the_segments_as_sent(
+    verifier: ClerkVerifier, issuer: TokenIssuer
+) -> None:
+    # The same header JSON, encoded with a space: equal once parsed, but not what
+    # was signed (RFC 7515 5.2 signs the encoded segments).
+    good = issuer.mint("user_1", "org_1", "admin", now=NOW)
+    head, body, signature = good.split(".")
+    header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    respaced = b64(json.dumps(header, separators=(", ", ": ")).encode())
+    assert respaced != head
+    refused(verifier, f"{respaced}.{body}.{signature}")
+
+
 def test_malformed_organization_refused(verifier: ClerkVerifier, issuer: TokenIssuer) -> None:
     refused(verifier, issuer.mint("user_1", None, now=NOW, o={"id": "org' or 1=1"}))
     refused(verifier, issuer.mint("user_1", None, now=NOW, o={"id": 7}))

@@ -63,6 +63,39 @@ def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
     assert {"shared.db", "psycopg"} <= imported(probe)
 
 
+def _layered_modules() -> set[str]:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c["layers"] for c in config["contracts"] if c["id"] == "layers"]
+    return {name.strip() for layer in layers for name in layer.split(":")}
+
+
+def test_every_module_of_shared_has_a_layer() -> None:
+    # A module outside the contract could import anything: each gets its tier.
+    import grimp
+
+    graph = grimp.build_graph("shared")
+    unplaced = sorted(graph.find_children("shared") - _layered_modules())
+    assert unplaced == [], f"add {unplaced} to a layer in [tool.importlinter]"
+
+
+def test_no_two_modules_of_shared_import_each_other() -> None:
+    # Siblings of one layer may import each other; never both ways, even indirectly.
+    import itertools
+
+    import grimp
+
+    graph = grimp.build_graph("shared")
+    cycles = [
+        (a, b)
+        for a, b in itertools.combinations(sorted(graph.find_children("shared")), 2)
+        if graph.chain_exists(importer=a, imported=b, as_packages=True)
+        and graph.chain_exists(importer=b, imported=a, as_packages=True)
+    ]
+    assert cycles == []
+
+
 # The soak and the benchmarks drive the system from outside; nothing deployed or local
 # imports them.
 OUTSIDE = ("soak", "bench")

@@ -47,9 +47,7 @@ def test_json_line_with_trace_and_request_id(captured: tuple[logging.Logger, io.
 
 def test_traceparent_header() -> None:
     header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-    assert (
-        edge.trace(header, "p") == "projects/p/traces/4bf92f3577b34da6a3ce929d0e0e4736"
-    )
+    assert edge.trace(header, "p") == "projects/p/traces/4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,10 @@ def test_unknown_fields_are_rejected_everywhere() -> None:
 @pytest.mark.parametrize(
     "field, value",
     [
-        ("platforms", ["facebook"]),
+        # Whether a well-formed name is served is the registry's answer (the service
+        # refuses "facebook"; tests/integration/test_platform_composition.py).
+        ("platforms", ["Meta"]),
+        ("platforms", ["meta; drop table x"]),
         ("platforms", []),
         ("platforms", ["meta", "meta"]),
         ("metrics", []),

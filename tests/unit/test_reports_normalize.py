@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 
 from shared import errors
 from shared.errors import ProviderUnavailable
-from shared.platforms.reports import CONNECTORS, connector_for
+from shared.platform_names import CLOUD_PLATFORMS
+from shared.platforms.registry import Registry
 from shared.platforms.reports.base import check_range, provider_data
-from shared.platforms.reports.http import retry_after_seconds
 from shared.platforms.reports.normalize import DailyColumns, count, micros, micros_to_text
+from shared.platforms.transport import retry_after_seconds
+from shared.settings import Settings
 from shared.warehouse import DAILY_SCHEMA
 from shared.warehouse.schema import conform
 
@@ -134,17 +136,15 @@ def test_retry_after_http_date() -> None:
 
 
 def test_every_platform_has_a_connector_with_documented_windows() -> None:
-    from shared.warehouse import PLATFORMS
-
-    assert set(CONNECTORS) == set(PLATFORMS)
-    for platform in PLATFORMS:
-        connector = connector_for(platform)
+    platforms = Registry.from_settings(Settings())
+    for platform in CLOUD_PLATFORMS:
+        connector = platforms.connector(platform)
         assert connector.platform == platform
         assert 0 < connector.lookback_days < connector.retention_days
-    assert connector_for("google_ads").lookback_days == 14
-    assert connector_for("meta").lookback_days == 28
-    with pytest.raises(KeyError):
-        connector_for("myspace")
+    assert platforms.connector("google_ads").lookback_days == 14
+    assert platforms.connector("meta").lookback_days == 28
+    with pytest.raises(errors.NotFound):
+        platforms.connector("myspace")
 
 
 def test_table_build_is_columnar() -> None:

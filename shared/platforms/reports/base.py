@@ -2,7 +2,7 @@
 
 A connector turns one platform's reporting API into the daily table:
 
-    connector = connector_for("meta")
+    connector = runtime.platforms.connector("meta")
     api = ApiClient(registry_entry.api_base_url, access_token, headers=...)
     for account in connector.accounts(api, connection.account_ids):
         table = connector.fetch(api, account, window.date_from, window.date_to)

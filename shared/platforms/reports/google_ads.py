@@ -3,7 +3,7 @@
 Requests (REST, JSON field names in lowerCamelCase):
     GET  /{v}/customers:listAccessibleCustomers            roots the grant reaches
     POST /{v}/customers/{root}/googleAds:searchStream      customer_client of each root
-    POST /{v}/customers/{id}/googleAds:searchStream        the report (GAQL below)
+    POST /{v}/customers/{id}/googleAds:searchStream        the report (two GAQL queries below)
 Headers: `developer-token` (the engine passes it in ApiClient headers) and
 `login-customer-id` = the manager through which an account is reached.
 
@@ -13,6 +13,11 @@ Invariants and choices:
   rows at any depth, remembering the root as the account's login-customer-id.
 - `segments.date` is in the account's timezone (`customer.time_zone`), which
   `accounts()` returns as the Account timezone.
+- Performance Max campaigns have no ad groups or ads: Google documents that
+  `ad_group` and `ad_group_ad` queries return no data for them. Their spend is
+  read `FROM campaign`, one row per campaign and day with ad group and ad empty
+  (PMAX_GAQL); every other campaign comes from the ad-level query. Together they
+  equal the account's totals (`FROM customer`), which the tests hold them to.
 - int64 metrics arrive as JSON strings, doubles as numbers; cost is already
   micros. `metrics.conversions_value` is a currency amount -> micros exactly.
 - lookback 14 days (conversions keep arriving); retention: 1095 days is our
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared import errors
+from shared.platforms import versions
 from shared.platforms.base import Account
 from shared.platforms.reports.base import check_range, provider_data
 from shared.platforms.reports.normalize import DailyColumns, count, micros, number
@@ -37,7 +43,7 @@ if TYPE_CHECKING:
 
     from shared.platforms.reports.http import ApiClient
 
-API_VERSION = "v26"
+API_VERSION = versions.GOOGLE_ADS.version
 
 REPORT_GAQL = (
     "SELECT segments.date, customer.currency_code, campaign.id, campaign.name, "
@@ -45,6 +51,14 @@ REPORT_GAQL = (
     "metrics.cost_micros, metrics.conversions, metrics.conversions_value "
     "FROM ad_group_ad "
     "WHERE segments.date BETWEEN '{date_from}' AND '{date_to}'"
+)
+PMAX_GAQL = (
+    "SELECT segments.date, customer.currency_code, campaign.id, campaign.name, "
+    "metrics.impressions, metrics.clicks, metrics.cost_micros, metrics.conversions, "
+    "metrics.conversions_value "
+    "FROM campaign "
+    "WHERE segments.date BETWEEN '{date_from}' AND '{date_to}' "
+    "AND campaign.advertising_channel_type = 'PERFORMANCE_MAX'"
 )
 CLIENTS_GAQL = (
     "SELECT customer_client.id, customer_client.descriptive_name, "
@@ -111,16 +125,16 @@ class GoogleAdsConnector:
         login = getattr(account, "login_customer_id", "") or api.headers.get(
             "login-customer-id", ""
         )
-        query = REPORT_GAQL.format(date_from=date_from.isoformat(), date_to=date_to.isoformat())
+        span = {"date_from": date_from.isoformat(), "date_to": date_to.isoformat()}
         cols = DailyColumns()
         currency = account.currency
-        for batch in self._stream(api, cid, login, query):
-            results = batch.get("results")
-            if not results:
-                continue
-            with provider_data(self.platform):
-                append_rows(cols, results)
-            if results:
+        for template in (REPORT_GAQL, PMAX_GAQL):
+            for batch in self._stream(api, cid, login, template.format(**span)):
+                results = batch.get("results")
+                if not results:
+                    continue
+                with provider_data(self.platform):
+                    append_rows(cols, results)
                 currency = results[0].get("customer", {}).get("currencyCode") or currency
         with provider_data(self.platform):
             return cols.table(cid, currency, date_from, date_to)

@@ -1,6 +1,7 @@
 """ApiClient: the one HTTP boundary every report connector goes through.
 
-Provider failures become the `shared.platforms.base` error tree here, once:
+Provider failures become the error tree once, through the provider transport
+(`shared.platforms.transport`, which the OAuth styles share):
 
     401                      -> AccessTokenRejected  the access token was refused: refresh it
                                                      and try again (not a dead grant)
@@ -22,23 +23,16 @@ logged, and error messages never carry a provider body (it can echo what we sent
 
 from __future__ import annotations
 
-import email.utils
 import gc
 import logging
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from shared.errors import (
-    AccessTokenRejected,
-    PermissionDenied,
-    ProviderError,
-    ProviderUnavailable,
-    RateLimited,
-)
+from shared.errors import ProviderError, ProviderUnavailable
+from shared.platforms.transport import error_for_status, send
 
 try:  # orjson parses report pages several times faster; the stdlib is the fallback.
     import orjson as _orjson
@@ -54,9 +48,6 @@ except ImportError:  # pragma: no cover
 
 
 log = logging.getLogger("cosma.reports.http")
-
-DEFAULT_RETRY_AFTER = 60.0
-MAX_RETRY_AFTER = 3600.0
 
 Auth = Literal["bearer", "access-token"] | None
 ErrorHook = Callable[[int, Any, Mapping[str, str]], ProviderError | None]
@@ -76,24 +67,6 @@ def loads(data: bytes) -> Any:
         return _loads(data)
     finally:
         gc.enable()
-
-
-def retry_after_seconds(value: str | None, *, now: float | None = None) -> float:
-    """Retry-After as seconds: delta-seconds or an HTTP date; the default when absent or bad."""
-    if not value:
-        return DEFAULT_RETRY_AFTER
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return DEFAULT_RETRY_AFTER
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
-        return DEFAULT_RETRY_AFTER
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 class ApiClient:
@@ -204,20 +177,17 @@ class ApiClient:
             elif auth == "access-token":
                 sent["Access-Token"] = self._token
         sent.update(headers or {})
-        try:
-            response = self.session.request(
-                method,
-                url,
-                params=params,
-                json=json,
-                headers=sent,
-                timeout=self.timeout,
-                allow_redirects=not same_origin or auth is None,
-            )
-        except requests.Timeout as exc:
-            raise ProviderUnavailable(f"{self.platform}: the request timed out.") from exc
-        except requests.RequestException as exc:
-            raise ProviderUnavailable(f"{self.platform}: the connection failed.") from exc
+        response = send(
+            self.session,
+            method,
+            url,
+            platform=self.platform,
+            timeout=self.timeout,
+            params=params,
+            json=json,
+            headers=sent,
+            allow_redirects=not same_origin or auth is None,
+        )
         log.debug("%s %s -> %s", method, urlsplit(url).path, response.status_code)
         status = response.status_code
         if status >= 300:
@@ -242,20 +212,6 @@ class ApiClient:
             if mapped is not None:
                 raise mapped
         raise error_for_status(status, response.headers, self.platform)
-
-
-def error_for_status(status: int, headers: Mapping[str, str], platform: str) -> ProviderError:
-    """The default translation of an HTTP status (see the module docstring)."""
-    if status == 401:
-        return AccessTokenRejected(f"{platform}: the access token was refused.")
-    if status == 403:
-        return PermissionDenied(f"{platform}: the grant may not read this account.")
-    if status == 429:
-        retry_after = retry_after_seconds(headers.get("Retry-After"))
-        return RateLimited(f"{platform}: rate limited.", retry_after=retry_after)
-    if status >= 500:
-        return ProviderUnavailable(f"{platform}: the provider answered {status}.")
-    return ProviderError(f"{platform}: the provider refused the request ({status}).")
 
 
 def _origin(url: str) -> tuple[str, str]:

@@ -1,16 +1,17 @@
 """LinkedIn Marketing API (versioned /rest): ad analytics by creative, daily.
 
 Requests (headers `LinkedIn-Version: YYYYMM`, `X-Restli-Protocol-Version: 2.0.0`,
-Rest.li 2.0 query syntax, which must reach the server unencoded where shown;
-paths relative to the registry's api_base_url, https://api.linkedin.com/rest):
+queries in Rest.li 2.0 syntax encoded exactly as LinkedIn's official client
+encodes them (`restli.py`); paths relative to the registry's api_base_url,
+https://api.linkedin.com/rest):
     GET /rest/adAccounts/{id}                                   configured accounts
-    GET /rest/adAccounts?q=search&search=(status:(values:List(ACTIVE)))&pageSize=100
-        [&pageToken=...]                                         the grant's accounts
-    GET /rest/adAnalytics?q=statistics
-        &pivots=List(CAMPAIGN_GROUP,CAMPAIGN,CREATIVE)&timeGranularity=DAILY
-        &dateRange=(start:(year:Y,month:M,day:D),end:(year:Y,month:M,day:D))
-        &accounts=List(urn%3Ali%3AsponsoredAccount%3A{id})&fields=...
-    GET /rest/adAccounts/{id}/adCampaignGroups?q=search&pageSize=100   group names
+    GET /rest/adAccounts?pageSize=100[&pageToken=...]&q=search
+        &search=(status:(values:List(ACTIVE)))                   the grant's accounts
+    GET /rest/adAnalytics?accounts=List(urn%3Ali%3AsponsoredAccount%3A{id})
+        &dateRange=(end:(day:D,month:M,year:Y),start:(day:D,month:M,year:Y))
+        &fields=dateRange%2CpivotValues%2C...&pivots=List(CAMPAIGN_GROUP,CAMPAIGN,CREATIVE)
+        &q=statistics&timeGranularity=DAILY
+    GET /rest/adAccounts/{id}/adCampaignGroups?pageSize=100&q=search   group names
 
 Choices and simplifications:
 - The brief's `q=analytics&pivot=CREATIVE` gives creatives only; the
@@ -31,10 +32,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from shared import errors
+from shared.platforms import versions
 from shared.platforms.base import Account
+from shared.platforms.reports import restli
 from shared.platforms.reports.base import check_range, provider_data
 from shared.platforms.reports.normalize import DailyColumns, count, micros, number
 
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 
     from shared.platforms.reports.http import ApiClient
 
-LINKEDIN_VERSION = "202610"
+LINKEDIN_VERSION = versions.LINKEDIN.version
 HEADERS = {"LinkedIn-Version": LINKEDIN_VERSION, "X-Restli-Protocol-Version": "2.0.0"}
 FIELDS = (
     "dateRange,pivotValues,impressions,clicks,costInLocalCurrency,"
@@ -59,8 +61,24 @@ def account_id(value: str) -> str:
     return digits
 
 
-def _rest_date(day: dt.date) -> str:
-    return f"(year:{day.year},month:{day.month},day:{day.day})"
+def _rest_date(day: dt.date) -> dict[str, int]:
+    return {"year": day.year, "month": day.month, "day": day.day}
+
+
+def analytics_params(aid: str, date_from: dt.date, date_to: dt.date) -> dict[str, Any]:
+    """The adAnalytics statistics finder for one account and range, by creative."""
+    return {
+        "q": "statistics",
+        "pivots": ["CAMPAIGN_GROUP", "CAMPAIGN", "CREATIVE"],
+        "timeGranularity": "DAILY",
+        "dateRange": {"start": _rest_date(date_from), "end": _rest_date(date_to)},
+        "accounts": [ACCOUNT_URN + aid],
+        "fields": FIELDS,
+    }
+
+
+ACTIVE_ACCOUNTS: dict[str, Any] = {"q": "search", "search": {"status": {"values": ["ACTIVE"]}}}
+GROUPS: dict[str, Any] = {"q": "search"}
 
 
 def _urn_id(urn: str) -> str:
@@ -76,9 +94,7 @@ class LinkedInConnector:
         if configured:
             items = [api.get(f"adAccounts/{account_id(c)}", headers=HEADERS) for c in configured]
         else:
-            items = list(
-                self._search(api, "adAccounts?q=search&search=(status:(values:List(ACTIVE)))")
-            )
+            items = list(self._search(api, "adAccounts", ACTIVE_ACCOUNTS))
         return [
             Account(
                 id=str(item.get("id")),
@@ -95,14 +111,8 @@ class LinkedInConnector:
     ) -> pa.Table:
         check_range(date_from, date_to)
         aid = account_id(account.id)
-        # Rest.li list/record syntax: parentheses, commas and colons stay literal,
-        # only the URN inside List(...) is percent-encoded.
-        query = (
-            "q=statistics&pivots=List(CAMPAIGN_GROUP,CAMPAIGN,CREATIVE)&timeGranularity=DAILY"
-            f"&dateRange=(start:{_rest_date(date_from)},end:{_rest_date(date_to)})"
-            f"&accounts=List({quote(ACCOUNT_URN + aid, safe='')})"
-            f"&fields={FIELDS}"
-        )
+        # Built into the URL by hand: requests would percent-encode the Rest.li syntax.
+        query = restli.query(analytics_params(aid, date_from, date_to))
         answer = api.get(f"adAnalytics?{query}", headers=HEADERS) or {}
         elements = answer.get("elements") or []
         names = self._group_names(api, aid) if elements else {}
@@ -115,16 +125,14 @@ class LinkedInConnector:
     def _group_names(self, api: ApiClient, aid: str) -> dict[str, str]:
         return {
             str(g.get("id")): g.get("name") or ""
-            for g in self._search(api, f"adAccounts/{aid}/adCampaignGroups?q=search")
+            for g in self._search(api, f"adAccounts/{aid}/adCampaignGroups", GROUPS)
         }
 
-    def _search(self, api: ApiClient, path: str) -> Any:
+    def _search(self, api: ApiClient, path: str, params: dict[str, Any]) -> Any:
         token = ""
         while True:
-            page_path = f"{path}&pageSize=100"
-            if token:
-                page_path += f"&pageToken={quote(token, safe='')}"
-            page = api.get(page_path, headers=HEADERS) or {}
+            page_params = {**params, "pageSize": 100, **({"pageToken": token} if token else {})}
+            page = api.get(f"{path}?{restli.query(page_params)}", headers=HEADERS) or {}
             yield from page.get("elements", ())
             token = (page.get("metadata") or {}).get("nextPageToken") or ""
             if not token:

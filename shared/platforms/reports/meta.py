@@ -2,7 +2,7 @@
 
 Requests (Graph API, token in the Authorization header, which Graph accepts;
 paths are relative to the registry's api_base_url, which carries the Graph
-version, `registry.META_GRAPH_VERSION`):
+version, `cloud.META_GRAPH_VERSION`):
     GET  /{v}/me/adaccounts?fields=account_id,name,currency,timezone_name   (grant's accounts)
     GET  /{v}/act_{id}?fields=account_id,name,currency,timezone_name        (configured ones)
     GET  /{v}/act_{id}/insights   level=ad, time_increment=1, time_range, fields, limit
@@ -24,6 +24,11 @@ Choices:
 - lookback 28 days (Meta's longest default attribution window);
   retention 1095 days (Meta serves about 37 months of insights; conservative).
 - We follow cursors, never `paging.next` URLs (they can carry a token).
+- Error 100 with subcode 1504018 (the insights query is too large or timed out)
+  is `ReportTooLarge`, and Meta's guidance is followed: a synchronous request
+  is asked again as an asynchronous report run, and a run that is still too
+  large is split into two halves of the range (down to single days). Rows of a
+  refused attempt are dropped, so nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -41,11 +46,12 @@ from shared.errors import (
     ProviderError,
     ProviderUnavailable,
     RateLimited,
+    ReportTooLarge,
 )
 from shared.platforms.base import Account
 from shared.platforms.reports.base import days, provider_data
-from shared.platforms.reports.http import retry_after_seconds
 from shared.platforms.reports.normalize import DailyColumns, count, micros, number
+from shared.platforms.transport import retry_after_seconds
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -71,6 +77,8 @@ _RATE_CODES = {4, 17, 32, 613} | set(range(80000, 80015))
 _TOKEN_CODES = {102, 190}
 _PERMISSION_CODES = {10, 294} | set(range(200, 300))
 _TRANSIENT_CODES = {1, 2}
+# Code 100 with this subcode: "the insights query is too large / timed out".
+_TOO_LARGE_SUBCODE = 1504018
 
 
 def meta_errors(status: int, body: Any, headers: Mapping[str, str]) -> ProviderError | None:
@@ -79,6 +87,8 @@ def meta_errors(status: int, body: Any, headers: Mapping[str, str]) -> ProviderE
     if not isinstance(error, dict):
         return None
     code = error.get("code")
+    if code == 100 and error.get("error_subcode") == _TOO_LARGE_SUBCODE:
+        return ReportTooLarge("meta: the insights query was too large for one request.")
     if code in _TOKEN_CODES:
         return AccessTokenRejected("meta: the access token was refused.")
     if code in _RATE_CODES:
@@ -143,8 +153,24 @@ class MetaConnector:
     def fetch(
         self, api: ApiClient, account: Account, date_from: dt.date, date_to: dt.date
     ) -> pa.Table:
-        span = days(date_from, date_to)
+        days(date_from, date_to)
         aid = account_id(account.id)
+        cols = DailyColumns()
+        self._collect(api, aid, account.currency, date_from, date_to, cols)
+        with provider_data(self.platform):
+            return cols.table(aid, account.currency, date_from, date_to)
+
+    def _collect(
+        self,
+        api: ApiClient,
+        aid: str,
+        currency: str,
+        date_from: dt.date,
+        date_to: dt.date,
+        cols: DailyColumns,
+    ) -> None:
+        """The range's rows into `cols`: synchronously, else as a report run, else
+        in halves (see the module docstring). A refused attempt adds nothing."""
         params: dict[str, Any] = {
             "level": "ad",
             "time_increment": 1,
@@ -155,16 +181,30 @@ class MetaConnector:
             "fields": FIELDS,
             "limit": PAGE_LIMIT,
         }
-        if span > self.async_after_days:
+        if days(date_from, date_to) <= self.async_after_days:
+            try:
+                cols.extend(self._read(api, f"act_{aid}/insights", params, currency))
+                return
+            except ReportTooLarge:
+                pass  # asked again as a report run
+        try:
             path = self._run_async(api, aid, params)
-            pages = self._pages(api, path, {"limit": PAGE_LIMIT})
-        else:
-            pages = self._pages(api, f"act_{aid}/insights", params)
-        cols = DailyColumns()
+            cols.extend(self._read(api, path, {"limit": PAGE_LIMIT}, currency))
+        except ReportTooLarge:
+            if date_from == date_to:
+                raise
+            middle = date_from + (date_to - date_from) // 2
+            self._collect(api, aid, currency, date_from, middle, cols)
+            self._collect(api, aid, currency, middle + dt.timedelta(days=1), date_to, cols)
+
+    def _read(
+        self, api: ApiClient, path: str, params: dict[str, Any], currency: str
+    ) -> DailyColumns:
+        """Every page of one request, into columns of its own."""
+        part = DailyColumns()
         with provider_data(self.platform):
-            append_rows(cols, pages, account.currency)
-        with provider_data(self.platform):
-            return cols.table(aid, account.currency, date_from, date_to)
+            append_rows(part, self._pages(api, path, params), currency)
+        return part
 
     def _run_async(self, api: ApiClient, aid: str, params: dict[str, Any]) -> str:
         started = api.post(

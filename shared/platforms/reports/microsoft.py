@@ -19,8 +19,12 @@ the configured base URL by that prefix, or is the same host (local servers).
 Choices:
 - AdPerformanceReportRequest, Aggregation Daily, FormatVersion 2.0 (ISO dates;
   M/D/YYYY is accepted too), header and footer excluded, ReturnOnlyCompleteData false.
-- ReportTimeZone: the account's own zone (IANA -> Microsoft enum in TIMEZONES);
-  Account/Query's TimeZone enum maps back to IANA, unknown -> UTC.
+- Days are UTC days: Microsoft documents downloaded report data as relative to
+  UTC (`ReportTimeZone` only fixes "today" for predefined periods, which we never
+  use), so every account's reporting timezone is UTC, whatever its own zone.
+  `ReportTimeZone` is still sent, valid: the account's zone in the report enum's
+  spelling (`report_time_zone`).
+- `AccountIds` and `AccountId` are strings, as the official REST models type them.
 - Spend and Revenue are decimal text -> micros exactly.
 - lookback 30 days; retention 1095 days (daily data: conservative, not confirmed).
 """
@@ -47,8 +51,8 @@ from shared.errors import (
 )
 from shared.platforms.base import Account
 from shared.platforms.reports.base import check_range, provider_data
-from shared.platforms.reports.http import retry_after_seconds
 from shared.platforms.reports.normalize import DailyColumns, count, micros, number
+from shared.platforms.transport import retry_after_seconds
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -69,53 +73,66 @@ COLUMNS = (
     "Revenue",
     "CurrencyCode",
 )
-# Microsoft TimeZone enum <-> IANA, for the zones our customers use; extend as needed.
-TIMEZONES: dict[str, str] = {
-    "GreenwichMeanTimeDublinEdinburghLisbonLondon": "Europe/London",
-    "AmsterdamBerlinBernRomeStockholmVienna": "Europe/Berlin",
-    "BrusselsCopenhagenMadridParis": "Europe/Paris",
-    "AthensBuckarestIstanbul": "Europe/Athens",
-    "EasternTimeUSCanada": "America/New_York",
-    "CentralTimeUSCanada": "America/Chicago",
-    "MountainTimeUSCanada": "America/Denver",
-    "PacificTimeUSCanadaTijuana": "America/Los_Angeles",
-    "Arizona": "America/Phoenix",
-    "Alaska": "America/Anchorage",
-    "Hawaii": "Pacific/Honolulu",
-    "Brasilia": "America/Sao_Paulo",
-    "BeijingChongqingHongKongUrumqi": "Asia/Shanghai",
-    "OsakaSapporoTokyo": "Asia/Tokyo",
-    "Singapore": "Asia/Singapore",
-    "NewDelhi": "Asia/Kolkata",
-    "CanberraMelbourneSydney": "Australia/Sydney",
-    "AucklandWellington": "Pacific/Auckland",
+# The account's `TimeZone` (Customer Management's TimeZoneType) as a `ReportTimeZone`:
+# the two enums spell four zones differently; every other name is the same in both
+# (tests/conformance/ checks all of them against the official SDK's models).
+REPORT_TIME_ZONE_RENAMES: dict[str, str] = {
+    "AthensBuckarestIstanbul": "AthensIslandanbulMinsk",
+    "IslamabadKarachiTashkent": "IslandamabadKarachiTashkent",
+    "MidwayIslandAndSamoa": "MidwayIslandandSamoa",
+    "SolomonIslandNewCaledonia": "MagadanSolomonIslandNewCaledonia",
 }
-IANA_TO_MICROSOFT = {v: k for k, v in TIMEZONES.items()}
 POLL_INTERVAL_S = 2.0
 POLL_TIMEOUT_S = 900.0
 
 
 def microsoft_errors(status: int, body: Any, headers: Mapping[str, str]) -> ProviderError | None:
-    """Operation errors carry a numeric `Code` (105/109 credentials, 106 not
-    authorised, 117 call rate exceeded); the HTTP status covers the rest."""
-    if not isinstance(body, dict):
-        return None
-    codes = [body.get("Code")] + [e.get("Code") for e in body.get("OperationErrors") or []]
+    """The `ApplicationFault` of a failed call: authentication faults are an
+    `AdApiFaultDetail` with `Errors`, operation faults an `ApiFaultDetail` with
+    `OperationErrors` and `BatchErrors` (codes per Microsoft's "Operation Error
+    Codes" page): 117 CallRateExceeded, 109 AuthenticationTokenExpired, 105
+    InvalidCredentials (the access token OR the developer token: a refresh is tried
+    once, and it is never a dead grant), 106 UserIsNotAuthorized."""
+    codes = set(_codes(body))
     if 117 in codes:
         retry = retry_after_seconds(headers.get("Retry-After"))
         return RateLimited("microsoft: call rate exceeded.", retry_after=retry)
-    if 105 in codes or 109 in codes:
-        return AccessTokenRejected("microsoft: the access token was refused.")
+    if 109 in codes:
+        return AccessTokenRejected("microsoft: the access token has expired.")
+    if 105 in codes:
+        return AccessTokenRejected(
+            "microsoft: the access token or the developer token was refused."
+        )
     if 106 in codes:
         return PermissionDenied("microsoft: the user may not read this account.")
     return None
 
 
+def _codes(body: Any) -> list[Any]:
+    if not isinstance(body, dict):
+        return []
+    codes = [body.get("Code")]
+    for key in ("Errors", "OperationErrors", "BatchErrors"):
+        items = body.get(key)
+        if isinstance(items, list):
+            codes.extend(e.get("Code") for e in items if isinstance(e, dict))
+    return codes
+
+
+def report_time_zone(account_zone: str) -> str | None:
+    """The account's `TimeZone` in `ReportTimeZone` spelling; None when unknown."""
+    if not account_zone.isalpha():
+        return None
+    return REPORT_TIME_ZONE_RENAMES.get(account_zone, account_zone)
+
+
 @dataclass(frozen=True)
 class MicrosoftAccount(Account):
-    """An ad account and the customer that owns it (the CustomerId header)."""
+    """An ad account, the customer that owns it (the CustomerId header) and its own
+    time zone as Microsoft names it (`TimeZone`); its reporting days are UTC days."""
 
     customer_id: str = ""
+    time_zone: str = ""
 
 
 def _digits(value: str, what: str) -> str:
@@ -172,7 +189,7 @@ class MicrosoftConnector:
             answer = (
                 customers.post(
                     "/CustomerManagement/v13/Account/Query",
-                    json={"AccountId": aid},
+                    json={"AccountId": str(aid)},
                     errors=microsoft_errors,
                 )
                 or {}
@@ -182,9 +199,10 @@ class MicrosoftConnector:
                 MicrosoftAccount(
                     id=aid,
                     currency=acct.get("CurrencyCode") or "USD",
-                    timezone=TIMEZONES.get(acct.get("TimeZone") or "", "UTC"),
+                    timezone="UTC",
                     name=acct.get("Name") or "",
                     customer_id=str(acct.get("ParentCustomerId") or ""),
+                    time_zone=str(acct.get("TimeZone") or ""),
                 )
             )
         return found
@@ -202,7 +220,7 @@ class MicrosoftConnector:
             "CustomDateRangeStart": _date(date_from),
             "CustomDateRangeEnd": _date(date_to),
         }
-        zone = IANA_TO_MICROSOFT.get(account.timezone)
+        zone = report_time_zone(getattr(account, "time_zone", ""))
         if zone:
             time_spec["ReportTimeZone"] = zone
         request = {
@@ -217,7 +235,7 @@ class MicrosoftConnector:
                 "ReturnOnlyCompleteData": False,
                 "Aggregation": "Daily",
                 "Columns": list(COLUMNS),
-                "Scope": {"AccountIds": [int(aid)]},
+                "Scope": {"AccountIds": [aid]},
                 "Time": time_spec,
             }
         }

@@ -22,6 +22,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("cosma.reports")
 
 _MICROS = Decimal(1_000_000)
+_COLUMNS = (
+    "date",
+    "campaign_id",
+    "campaign_name",
+    "ad_group_id",
+    "ad_id",
+    "impressions",
+    "clicks",
+    "spend_micros",
+    "conversions",
+    "conversion_value_micros",
+    "currency",
+)
 
 
 def micros(value: Any) -> int:
@@ -107,6 +120,11 @@ class DailyColumns:
 
     def __len__(self) -> int:
         return len(self.date)
+
+    def extend(self, other: DailyColumns) -> None:
+        """Append another slice's rows (a connector that reads a range in parts)."""
+        for name in _COLUMNS:
+            getattr(self, name).extend(getattr(other, name))
 
     def table(
         self,

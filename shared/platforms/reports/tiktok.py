@@ -19,7 +19,9 @@ Choices:
 - A report with stat_time_day may span at most 30 days: longer ranges are
   split into 30-day chunks.
 - `spend` and `total_complete_payment_rate` (the purchase value) are decimal
-  strings -> micros exactly; conversions = `conversion` (the optimisation event).
+  strings -> micros exactly. Conversions are `complete_payment`, the purchases
+  whose value that is: the optimisation event's count (`conversion`) would pair
+  one event's count with another event's value.
 - lookback 28 days; retention 365 days (conservative, not confirmed).
 """
 
@@ -33,11 +35,13 @@ from typing import TYPE_CHECKING, Any
 from shared import errors
 from shared.errors import (
     AccessTokenRejected,
+    InvalidGrant,
     PermissionDenied,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
 )
+from shared.platforms import tiktok_codes
 from shared.platforms.base import Account
 from shared.platforms.reports.base import check_range, provider_data
 from shared.platforms.reports.normalize import DailyColumns, count, micros, number
@@ -54,25 +58,25 @@ METRICS = (
     "impressions",
     "clicks",
     "spend",
-    "conversion",
+    "complete_payment",
     "total_complete_payment_rate",
 )
 PAGE_SIZE = 1000
 MAX_DAYS = 30
 
-_RATE = {40016, 40100, 40133}
-_TOKEN = {40102, 40104, 40105}
-_PERMISSION = {40001, 40106}
-
 
 def tiktok_error(code: int) -> ProviderError:
-    if code in _RATE:
-        return RateLimited("tiktok: rate limited.", retry_after=60.0)
-    if code in _TOKEN:
+    """The envelope's non-zero `code` as our error (the table is `tiktok_codes`)."""
+    kind = tiktok_codes.classify(code)
+    if kind == "rate":
+        return RateLimited("tiktok: rate limited.", retry_after=tiktok_codes.RATE_LIMIT_RETRY_S)
+    if kind == "token":
         return AccessTokenRejected("tiktok: the access token was refused.")
-    if code in _PERMISSION:
+    if kind == "grant":
+        return InvalidGrant("tiktok: the grant is no longer valid.")
+    if kind == "permission":
         return PermissionDenied("tiktok: the grant may not read this advertiser.")
-    if 50000 <= code < 60000:
+    if kind == "unavailable":
         return ProviderUnavailable(f"tiktok: service error {code}.")
     return ProviderError(f"tiktok: the request was refused ({code}).")
 
@@ -187,5 +191,5 @@ def append_rows(cols: DailyColumns, rows: Any) -> None:
         imp(count(metrics.get("impressions")))
         clk(count(metrics.get("clicks")))
         spend(micros(metrics.get("spend")))
-        conv(number(metrics.get("conversion")))
+        conv(number(metrics.get("complete_payment")))
         value(micros(metrics.get("total_complete_payment_rate")))

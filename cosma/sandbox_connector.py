@@ -1,5 +1,7 @@
-"""The sandbox platform: our own small report API (`cosma/sandbox_reports.py`),
-so the local system syncs real HTTP end to end without any ad platform.
+"""The sandbox platform's report connector: our own small report API
+(`cosma/sandbox_reports.py`), so the local system syncs real HTTP end to end
+without any ad platform. Registered by the local bootstrap only
+(`cosma/sandbox_platform.py`), never deployed.
 
     GET /sandbox/api/accounts                 {"accounts": [{id, name, currency, timezone}]}
     GET /sandbox/api/report?account_id=&date_from=&date_to=[&page_token=]
