@@ -94,6 +94,7 @@ class Evidence:
     final_queries: list[dict[str, Any]] = field(default_factory=list)
     token_results: dict[str, str] = field(default_factory=dict)  # connection id -> problem
     newest_version: str = ""
+    provider_grants: int = -1  # live refresh grants at the sandbox provider at the end
 
 
 # ---------------------------------------------------------------- audit
@@ -528,6 +529,72 @@ def check_errors(ev: Evidence) -> tuple[Line, Line]:
     return line, recovery
 
 
+def sync_recovery(ev: Evidence) -> Line:
+    """After each fault, how long until every connection whose sync it failed (or cut)
+    had synced again: failed runs back off (a minute or more), cut ones wait out their
+    lease."""
+    active = {c["id"] for c in ev.connections if c["status"] == "active"}
+    by_connection: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for run in sorted(ev.sync_runs, key=lambda r: r["started_at"]):
+        by_connection[run["connection_id"]].append(run)
+    # Each failed run is the fault's that started last before it (within its bound).
+    hits: dict[str, set[str]] = defaultdict(set)
+    for run in ev.sync_runs:
+        if not (run["outcome"] in ("failed", "running") or run["error_class"] == "budget"):
+            continue
+        at = run["started_at"].timestamp()
+        before = [f for f in ev.faults if f.start - 1.0 <= at <= f.end + RECOVERY_BOUND_S]
+        if before:
+            hits[max(before, key=lambda f: f.start).name].add(run["connection_id"])
+    parts = []
+    for fault in ev.faults:
+        start = dt.datetime.fromtimestamp(fault.start, dt.UTC)
+        hit = hits.get(fault.name, set())
+        waits, waiting = [], 0
+        for connection in hit:
+            later = [
+                r
+                for r in by_connection[connection]
+                if r["outcome"] == "ok" and r["started_at"] > start and r["finished_at"]
+            ]
+            if later:
+                waits.append(later[0]["finished_at"].timestamp() - fault.end)
+            elif connection in active:
+                waiting += 1
+        if not hit:
+            parts.append(f"{fault.name}: no sync failed")
+            continue
+        text = f"{fault.name}: {len(hit)} connections' syncs failed or cut"
+        if waits:
+            text += f", {len(waits)} synced again within {max(0.0, max(waits)):.0f} s of its end"
+        if waiting:
+            text += f", {waiting} still backing off at the end"
+        parts.append(text)
+    return Line("sync recovery", True, "; ".join(parts), info=True)
+
+
+def grants(ev: Evidence) -> Line:
+    """Live refresh grants at the provider against what the connections account for: one
+    per active connection, and one per disconnection the provider could not be told of."""
+    active = sum(1 for c in ev.connections if c["status"] == "active")
+    untold = sum(
+        1
+        for c in ev.connections
+        if c["status"] == "disconnected" and c.get("revocation") == "not_revoked"
+    )
+    if ev.provider_grants < 0:
+        return Line("grants", True, "the provider's state could not be read", info=True)
+    others = ev.provider_grants - active - untold
+    return Line(
+        "grants",
+        True,
+        f"the provider holds {ev.provider_grants} live refresh grants: {active} of active"
+        f" connections, {untold} of disconnections it was not told of (reported"
+        f" not_revoked), {others} of no connection",
+        info=True,
+    )
+
+
 def check_faults(ev: Evidence) -> Line:
     parts = [f"{f.name} {'ok' if f.ok else 'FAILED'} ({f.detail})" for f in ev.faults]
     return Line("faults", all(f.ok for f in ev.faults) and bool(ev.faults), "; ".join(parts))
@@ -591,5 +658,7 @@ def all_lines(ev: Evidence, *, lookback_days: int, retention_days: int) -> list[
         errors,
         check_faults(ev),
         recovery,
+        sync_recovery(ev),
+        grants(ev),
         *throughput(ev),
     ]

@@ -60,6 +60,14 @@ def _peer(o: Orchestrator, path: str, body: dict[str, Any] | None = None) -> dic
         return result
 
 
+def provider_state(o: Orchestrator) -> dict[str, Any]:
+    """What the provider holds now (counts only), or {} if the peer does not answer."""
+    try:
+        return _peer(o, "/_soak/state")
+    except OSError:
+        return {}
+
+
 def provider(o: Orchestrator) -> dict[str, Any]:
     phase = provider_phase_s(o.knobs.seconds)
     before = _peer(o, "/_soak/state")["fault_answers"]

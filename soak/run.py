@@ -411,10 +411,12 @@ def gather(o: Orchestrator, load: tuple[float, float]) -> checks.Evidence:
                 "has_token": bool(r[5]),
                 "key_version": r[6],
                 "ciphertext": bytes(r[7]) if r[7] is not None else None,
+                "revocation": r[8],
             }
             for r in conn.execute(
                 "select id::text, client_id::text, org_id, status, account_ids,"
-                " token_ciphertext is not null, key_version, token_ciphertext from connections"
+                " token_ciphertext is not null, key_version, token_ciphertext, revocation"
+                " from connections"
             ).fetchall()
         ]
     files = o.dataset_files()
@@ -489,9 +491,11 @@ def run(knobs: Knobs, *, keep: bool = False) -> int:
         failed_clients = [c.name for c in o.clients if c.proc and c.proc.returncode != 0]
         say("load done; final queries")
         finals = o.final_queries(directory)
+        provider = faults.provider_state(o)
         o.stop()
         evidence = gather(o, (start, deadline))
         evidence.final_queries = finals
+        evidence.provider_grants = int(provider.get("live_refresh_grants", -1))
         lines = checks.all_lines(
             evidence,
             lookback_days=SandboxConnector.lookback_days,
