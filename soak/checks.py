@@ -160,10 +160,14 @@ def check_audit(ev: Evidence) -> Line:
         problems.append(f"{sync_records} sync records for {finished_runs} finished sync runs")
     if ev.broken_chains:
         problems.append(f"broken chains: {', '.join(ev.broken_chains)}")
+    each = (
+        "each with exactly one audit record"
+        if not missing and not twice
+        else f"{len(missing)} without a record, {len(twice)} ids with several"
+    )
     text = (
-        f"{len(ok_answers)} 2xx answers, each with exactly one audit record;"
-        f" {len(orphans)} records without an answer"
-        + (f" ({len(cut)} more of requests whose answer the SIGKILL cut)" if cut else "")
+        f"{len(ok_answers)} 2xx answers, {each}; {len(orphans)} records without an answer"
+        + (f" (and {len(cut)} of requests whose answer the SIGKILL cut)" if cut else "")
         + f"; {len(delivered)} webhooks, each with its record; {sync_records} sync-run records"
         f" for {finished_runs} finished runs; the chains of {ev.audit_orgs} organizations"
         f" ({len(ev.audit_rows)} records) {'verify' if not ev.broken_chains else 'do NOT verify'}"
