@@ -187,7 +187,7 @@ def _index(org_id: str) -> int:
     return int(found.group(1)) if found else -1
 
 
-def check_isolation(ev: Evidence) -> Line:
+def check_isolation(ev: Evidence, windows: dict[str, Windows] | None = None) -> Line:
     # What each organization's own members sent may come back to them (an echo, or
     # their audit trail naming what an attacker among them asked for).
     sent: dict[str, set[str]] = defaultdict(set)
@@ -207,6 +207,19 @@ def check_isolation(ev: Evidence) -> Line:
         for other in r.get("tags", ()):
             if other != own:
                 leaks.append(f"{r['rid']} ({r['route']}) carried a name of org {other}")
+    # Rows: every (day, account) a query answered for a client lies in what that client's
+    # own connections synced (the day totals themselves are checked as they come).
+    rows_checked = 0
+    for r in ev.records:
+        if windows is None or "days" not in r or r["kind"] not in USER_KINDS:
+            continue
+        held = windows.get(r.get("client", ""))
+        rows_checked += 1
+        for item in r["days"]:
+            day, _, account = item.partition("|")
+            if held is None or (account, dt.date.fromisoformat(day)) not in held.maybe:
+                leaks.append(f"{r['rid']} answered {account} {day}, not a day of its client")
+                break
     hostile = [r for r in ev.records if r["kind"] == "hostile"]
     beyond = [r for r in ev.records if r["kind"] == "forbidden"]
     granted = [r for r in (*hostile, *beyond) if 200 <= r["status"] < 300]
@@ -216,7 +229,8 @@ def check_isolation(ev: Evidence) -> Line:
         problems.append(f"{len(leaks)} leaks in all")
     shown = ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()))
     text = (
-        f"{len(leaks)} of {scanned} answers carried another organization's id, row or name;"
+        f"{len(leaks)} of {scanned} answers carried another organization's id, row or name"
+        f" (the rows of {rows_checked} query answers all their own client's);"
         f" {len(hostile)} hostile requests ({shown}) and {len(beyond)} beyond a member's"
         f" role, {len(granted)} granted"
     )
@@ -382,7 +396,8 @@ def expected_rows(account: str, day: dt.date) -> dict[str, tuple[Any, ...]]:
     return out
 
 
-def check_warehouse(ev: Evidence, *, lookback_days: int, retention_days: int) -> Line:
+def client_windows(ev: Evidence, *, lookback_days: int, retention_days: int) -> dict[str, Windows]:
+    """Every client's windows, over all its connections' runs."""
     from cosma.sandbox_reports import ACCOUNTS
 
     zones = {a["id"]: a["timezone"] for a in ACCOUNTS}
@@ -404,6 +419,10 @@ def check_warehouse(ev: Evidence, *, lookback_days: int, retention_days: int) ->
         into.sure |= windows.sure
         into.maybe |= windows.maybe
         into.problems += windows.problems
+    return dict(expected)
+
+
+def check_warehouse(ev: Evidence, expected: dict[str, Windows]) -> Line:
     missing = twice = unexpected = wrong = total = 0
     problems: list[str] = []
     for client_id, windows in expected.items():
@@ -543,13 +562,16 @@ def sync_recovery(ev: Evidence) -> Line:
         by_connection[run["connection_id"]].append(run)
     # Each failed run is the fault's that started last before it (within its bound).
     hits: dict[str, set[str]] = defaultdict(set)
+    classes: dict[str, Counter[str]] = defaultdict(Counter)
     for run in ev.sync_runs:
         if not (run["outcome"] in ("failed", "running") or run["error_class"] == "budget"):
             continue
         at = run["started_at"].timestamp()
         before = [f for f in ev.faults if f.start - 1.0 <= at <= f.end + RECOVERY_BOUND_S]
         if before:
-            hits[max(before, key=lambda f: f.start).name].add(run["connection_id"])
+            name = max(before, key=lambda f: f.start).name
+            hits[name].add(run["connection_id"])
+            classes[name][run["error_class"] or run["outcome"]] += 1
     parts = []
     for fault in ev.faults:
         start = dt.datetime.fromtimestamp(fault.start, dt.UTC)
@@ -568,7 +590,8 @@ def sync_recovery(ev: Evidence) -> Line:
         if not hit:
             parts.append(f"{fault.name}: no sync failed")
             continue
-        text = f"{fault.name}: {len(hit)} connections' syncs failed or cut"
+        kinds = ", ".join(f"{k} {n}" for k, n in classes[fault.name].most_common())
+        text = f"{fault.name}: {len(hit)} connection(s) failed or cut ({kinds})"
         if waits:
             text += f", {len(waits)} synced again within {max(0.0, max(waits)):.0f} s of its end"
         if waiting:
@@ -652,12 +675,13 @@ def _quantile(values: Iterable[float], q: float) -> float:
 
 def all_lines(ev: Evidence, *, lookback_days: int, retention_days: int) -> list[Line]:
     errors, recovery = check_errors(ev)
+    windows = client_windows(ev, lookback_days=lookback_days, retention_days=retention_days)
     return [
         check_audit(ev),
-        check_isolation(ev),
+        check_isolation(ev, windows),
         check_answers(ev),
         check_removal(ev),
-        check_warehouse(ev, lookback_days=lookback_days, retention_days=retention_days),
+        check_warehouse(ev, windows),
         check_tokens(ev),
         errors,
         check_faults(ev),

@@ -106,6 +106,18 @@ def check_query(answer: Answer) -> str:
     return ""
 
 
+def query_days(answer: Answer) -> dict[str, Any]:
+    """The (day, account) pairs a query answered, for the check that they are its client's."""
+    body = answer.json()
+    if not isinstance(body, dict):
+        return {}
+    columns = body.get("columns") or []
+    if "date" not in columns or "account_id" not in columns:
+        return {}
+    d, a = columns.index("date"), columns.index("account_id")
+    return {"days": sorted({f"{str(r[d])[:10]}|{r[a]}" for r in body.get("rows") or []})}
+
+
 # ---------------------------------------------------------------- one organization
 
 
@@ -474,7 +486,17 @@ class OrgDriver:
             "metrics": ["impressions", "clicks"],
             "dimensions": ["date", "account_id"],
         }
-        self.call(member, "POST", "/query", "POST /query", (200,), body=spec, check=check_query)
+        self.call(
+            member,
+            "POST",
+            "/query",
+            "POST /query",
+            (200,),
+            body=spec,
+            check=check_query,
+            annotate=query_days,
+            extra={"client": client.id},
+        )
 
     def sync_now(self) -> None:
         member = self.pick(self.usable("admin", "editor"))

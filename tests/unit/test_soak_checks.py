@@ -154,14 +154,24 @@ def test_the_warehouse_check_sees_a_row_twice_a_day_missing_and_a_wrong_value() 
     base = {"sync_runs": [run], "connections": [connection], "final_queries": [{"match": True}]}
 
     def verdict(held: list[tuple[Any, ...]]) -> bool:
-        return checks.check_warehouse(
-            evidence([], warehouse_rows={MINE: held}, first_days=0, **base),
-            lookback_days=0,
-            retention_days=365,
-        ).ok
+        ev = evidence([], warehouse_rows={MINE: held}, first_days=0, **base)
+        windows = checks.client_windows(ev, lookback_days=0, retention_days=365)
+        return checks.check_warehouse(ev, windows).ok
 
     assert verdict(rows)
     assert not verdict([*rows, rows[0]])
     assert not verdict(rows[1:])
     assert not verdict([(*rows[0][:6], rows[0][6] + 1, *rows[0][7:]), *rows[1:]])
     assert not verdict([*rows, (day - dt.timedelta(days=9), *rows[0][1:])])
+
+
+def test_a_query_answering_a_day_its_client_never_synced_carries_another_clients_rows() -> None:
+    noon = dt.datetime(2026, 6, 10, 12, tzinfo=dt.UTC)
+    run = _run(noon, rows=12) | {"connection_id": "k"}
+    connection = {"id": "k", "client_id": MINE, "account_ids": ["sbx-1001"], "status": "active"}
+    ev = evidence([], sync_runs=[run], connections=[connection], first_days=0)
+    windows = checks.client_windows(ev, lookback_days=0, retention_days=365)
+    own = record("q1", route="POST /query", client=MINE, days=["2026-06-10|sbx-1001"])
+    assert checks.check_isolation(replace(ev, records=[own]), windows).ok
+    other = record("q2", route="POST /query", client=MINE, days=["2026-06-01|sbx-1001"])
+    assert not checks.check_isolation(replace(ev, records=[own, other]), windows).ok
