@@ -107,6 +107,11 @@ class SandboxOAuth:
             self._access.update(access)
             self._refresh |= refresh
 
+    def live_refresh_grants(self) -> int:
+        """How many refresh tokens are live now: what the provider would still honour."""
+        with self._lock:
+            return len(self._refresh)
+
     def access_token_valid(self, token: str) -> bool:
         with self._lock:
             expiry = self._access.get(_digest(token))

@@ -158,15 +158,15 @@ def sync(o: Orchestrator) -> dict[str, Any]:
     start = time.time()
     worker = Proc(f"sync-killed-{int(start)}", ["soak.sync_worker", "soak-kill"], o.env, o.logs)
     worker.start()
-    held = 0
+    running_runs = 0
     deadline = time.time() + 30
     while time.time() < deadline and worker.running():
-        held = o.leases_held("soak-kill:%")
-        if held:
+        running_runs = o.runs_in_progress("soak-kill:%")
+        if running_runs:
             break
-        time.sleep(0.05)
-    time.sleep(0.8)  # into its loads
-    held = max(held, o.leases_held("soak-kill:%"))
+        time.sleep(0.02)
+    time.sleep(0.2)  # into the run: refreshing, fetching, replacing slices
+    held = o.leases_held("soak-kill:%")
     running = worker.running()
     worker.kill()
     end = time.time()
@@ -174,8 +174,9 @@ def sync(o: Orchestrator) -> dict[str, Any]:
         "name": "sync",
         "start": start,
         "end": end,
-        "ok": running and held > 0,
-        "detail": f"sync invocation SIGKILLed holding {held} leases, {end - start:.1f} s in",
+        "ok": running and held > 0 and running_runs > 0,
+        "detail": f"sync invocation SIGKILLed {end - start:.1f} s in, holding {held} leases,"
+        f" in the middle of {running_runs} run(s)",
     }
 
 

@@ -114,8 +114,10 @@ class Peer:
 
     def state(self) -> dict[str, Any]:
         """What the provider holds (counts only) and what the faults answered."""
-        refresh = self.provider._refresh  # the provider's own live refresh grants
-        return {"live_refresh_grants": len(refresh), "fault_answers": dict(self.faults.answered)}
+        return {
+            "live_refresh_grants": self.provider.live_refresh_grants(),
+            "fault_answers": dict(self.faults.answered),
+        }
 
 
 def main(argv: list[str]) -> int:

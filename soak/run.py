@@ -137,6 +137,20 @@ class Orchestrator:
             return 0
         return int(row[0]) if row else 0
 
+    def runs_in_progress(self, pattern: str) -> int:
+        """Sync runs started and not finished by the lease owners matching `pattern`."""
+        try:
+            with self.worker_runtime().worker_db.transaction() as conn:
+                row = conn.execute(
+                    "select count(*) from sync_runs r join connections c"
+                    " on c.id = r.connection_id"
+                    " where r.outcome = 'running' and c.lease_owner like %s",
+                    (pattern,),
+                ).fetchone()
+        except Exception:
+            return 0
+        return int(row[0]) if row else 0
+
     def database_answers(self) -> bool:
         import psycopg
 
