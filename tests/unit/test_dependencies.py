@@ -4,7 +4,7 @@ A package that arrives only as another's dependency (werkzeug under
 functions-framework) can vanish or move with that package's next release; the
 deployed functions would then fail at import. Each import is resolved to the
 distribution that installed it: functions/ must find theirs among the runtime
-dependencies, shared/ and cosma/ also in the `local` extra, and tests/ and
+dependencies, shared/, cosma/ and soak/ also in the `local` extra, and tests/ and
 scripts/ also among the dev extra.
 """
 
@@ -23,7 +23,7 @@ import pytest
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = {"shared", "cosma", "functions", "tests", "bench", "scripts"}
+OURS = {"shared", "cosma", "functions", "tests", "bench", "scripts", "soak"}
 # Imported only where the library that needs them found them installed.
 OPTIONAL = {"brotli"}
 
@@ -101,6 +101,8 @@ def distribution(module: str) -> str:
         ("shared", ("local",)),
         ("functions", ()),
         ("cosma", ("local",)),
+        # The soak drives the local system (`make soak`): what `make run` installs.
+        ("soak", ("local",)),
         ("scripts", ("local", "dev")),
         # tests/conformance/ holds our connectors to the platforms' official SDKs.
         ("tests", ("local", "dev", "emulators", "conformance")),
