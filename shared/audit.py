@@ -29,9 +29,8 @@ from shared.policy import require_manage
 
 if TYPE_CHECKING:
     import psycopg
-    from psycopg import sql
 
-    from shared.db import Database
+    from shared.db import Database, TextStatement
     from shared.principal import Principal
     from shared.tenancy import TenantTransaction
 
@@ -70,13 +69,13 @@ def record_statement(
     outcome: str = "ok",
     detail: str = "",
     request_id: str = "",
-) -> sql.Composed:
-    """The same insert as `record`, as a statement with its values quoted by psycopg,
-    for `Database.run_once` (a whole transaction in one round trip)."""
-    from psycopg import sql
+) -> TextStatement:
+    """The same insert as `record`, as a statement with its values quoted, for
+    `Database.run_once` (a whole transaction in one round trip)."""
+    from shared.db import TextStatement
 
     values = (org_id, actor, action, resource, outcome, detail, request_id)
-    return sql.SQL(_INSERT).format(*(sql.Literal(v) for v in values))
+    return TextStatement(_INSERT, values)
 
 
 _EXPORT = (

@@ -121,7 +121,9 @@ class Database:
             conn.execute("commit")
             self._committed_at[conn] = time.monotonic()
 
-    def run_once(self, claims: Mapping[str, Any] | None, statement: sql.Composable) -> None:
+    def run_once(
+        self, claims: Mapping[str, Any] | None, statement: sql.Composable | TextStatement
+    ) -> None:
         """One whole transaction in one round trip: BEGIN, the claims, `statement`,
         COMMIT, sent as one simple-query batch with every value quoted by psycopg.
 
@@ -137,7 +139,7 @@ class Database:
         return self._once(claims, statement)
 
     def _once(
-        self, claims: Mapping[str, Any] | None, statement: sql.Composable
+        self, claims: Mapping[str, Any] | None, statement: sql.Composable | TextStatement
     ) -> list[tuple[Any, ...]]:
         with self._connection() as conn:
             try:
@@ -153,6 +155,41 @@ class Database:
                 raise
             self._committed_at[conn] = time.monotonic()
             return rows
+
+
+class TextStatement:
+    """A statement whose values are all text, for `Database.run_once`.
+
+    `template` has one `{}` per value. The values are quoted here, as `_begin`
+    quotes the claims and for the same reason (psycopg's `sql.Literal` costs
+    more than the round trip's whole batch): with standard_conforming_strings on
+    only a quote needs escaping inside '...', by doubling it. A NUL cannot be in
+    a text value, and refused as psycopg refuses it; a server configured
+    otherwise, or not speaking UTF-8, gets psycopg's own quoting.
+    """
+
+    __slots__ = ("template", "values")
+
+    def __init__(self, template: str, values: tuple[str, ...]) -> None:
+        self.template = template
+        self.values = values
+
+    def as_bytes(self, conn: psycopg.Connection[Any]) -> bytes:
+        if not _plain_quoting(conn):
+            composed = sql.SQL(self.template).format(*(sql.Literal(v) for v in self.values))
+            return composed.as_bytes(conn)
+        if any("\x00" in v for v in self.values):
+            raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+        quoted = ("'" + v.replace("'", "''") + "'" for v in self.values)
+        try:
+            return self.template.format(*quoted).encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate: not text Postgres can store
+            raise psycopg.DataError("text is not valid UTF-8") from exc
+
+
+def _plain_quoting(conn: psycopg.Connection[Any]) -> bool:
+    info = conn.info
+    return info.parameter_status("standard_conforming_strings") == "on" and info.encoding == "utf-8"
 
 
 def _begin(conn: psycopg.Connection, claims: Mapping[str, Any] | None) -> bytes:

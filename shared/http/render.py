@@ -94,13 +94,31 @@ def preflight(methods: list[str], origin_ok: bool) -> Response:
     return response
 
 
+_SECURITY_KEYS = frozenset(name.lower() for name in SECURITY_HEADERS)
+_SECURITY_LIST = list(SECURITY_HEADERS.items())
+# Set here whatever the handler set: removed first, then added once.
+_OURS = frozenset({"cache-control", "x-request-id"})
+
+
 def finish(response: Response, request_id: str, allowed_origin: str) -> Response:
-    """Headers every response carries, whatever produced it."""
+    """Headers every response carries, whatever produced it.
+
+    One pass over the headers the handler set (werkzeug's case-insensitive
+    lookups cost more than the rest of a small answer): a security header the
+    handler chose is kept, every other one added.
+    """
     headers = response.headers
-    for name, value in SECURITY_HEADERS.items():
-        headers.setdefault(name, value)
-    headers["Cache-Control"] = "no-store"
-    headers["X-Request-Id"] = request_id
+    present = {name.lower() for name, _ in headers}
+    if present & _OURS:
+        for name in _OURS & present:
+            del headers[name]
+    added = (
+        _SECURITY_LIST
+        if not present & _SECURITY_KEYS
+        else [(k, v) for k, v in _SECURITY_LIST if k.lower() not in present]
+    )
+    headers.extend(added)
+    headers.extend((("Cache-Control", "no-store"), ("X-Request-Id", request_id)))
     if allowed_origin:
         headers["Access-Control-Allow-Origin"] = allowed_origin
         headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS

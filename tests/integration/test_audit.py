@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import uuid
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared import audit, errors
 from shared.runtime import Runtime
@@ -178,6 +181,41 @@ def test_one_round_trip_record_quotes_hostile_values(runtime: Runtime, org: Org,
         assert conn.execute(
             "select count(*) from clients where org_id = %s", (org.id,)
         ).fetchone() == (2,)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40))
+def test_one_round_trip_record_stores_any_text_exactly(
+    runtime: Runtime, org: Org, pg, value: str
+) -> None:
+    # Our own quoting (db.TextStatement): whatever the text, Postgres stores it
+    # unchanged, or refuses a NUL as psycopg would; nothing else ever runs.
+    p = org.principal(org.user("admin"))
+    request_id = f"prop-{uuid.uuid4().hex}"
+    statement = audit.record_statement(
+        org_id=org.id, actor=p.user_id, action="prop", resource=value, request_id=request_id
+    )
+    if "\x00" in value:
+        with pytest.raises(errors.ValidationFailed):
+            runtime.db.run_once(p.claims(), statement)
+        return
+    runtime.db.run_once(p.claims(), statement)
+    with psycopg.connect(pg.admin_url) as conn:
+        stored = conn.execute(
+            "select resource from audit_log where request_id = %s", (request_id,)
+        ).fetchall()
+    assert stored == [(value,)]
+
+
+def test_one_round_trip_record_refuses_a_lone_surrogate(runtime: Runtime, org: Org) -> None:
+    p = org.principal(org.user("admin"))
+    statement = audit.record_statement(
+        org_id=org.id, actor=p.user_id, action="prop", resource="half \ud800 a pair"
+    )
+    with pytest.raises(errors.ValidationFailed):
+        runtime.db.run_once(p.claims(), statement)
 
 
 def test_no_audit_record_no_answer(client, tokens, seeder: Seeder, pg) -> None:
