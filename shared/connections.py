@@ -47,7 +47,7 @@ from shared import errors
 from shared.errors import AccessDenied, ProviderError
 from shared.platforms import oauth, registry
 from shared.platforms.base import TokenSet
-from shared.policy import Client, access_client
+from shared.policy import Client, access_client, require_found
 from shared.revocation import HELD, Disconnected, Revocation, revoke_held, revoke_tokens
 from shared.tenancy import TenantTransaction, tenant
 
@@ -62,10 +62,11 @@ STATE_TTL_S = 600
 CALLBACK_PATH = "/oauth/callback"
 # What a connection shows to the people who see its client: never token material.
 _LIST = (
-    "select id::text, client_id::text, platform, status, scopes, scopes_flagged, account_ids,"
-    " created_at, updated_at, last_synced_at, health, revocation, revocation_reason,"
-    " disconnected_at"
-    " from connections where client_id = %s order by created_at"
+    "select c.org_id, x.id::text, x.client_id::text, x.platform, x.status, x.scopes,"
+    " x.scopes_flagged, x.account_ids, x.created_at, x.updated_at, x.last_synced_at,"
+    " x.health, x.revocation, x.revocation_reason, x.disconnected_at"
+    " from clients c left join connections x on x.client_id = c.id"
+    " where c.id = {client} order by x.created_at"
 )
 _LIST_NAMES = (
     "id",
@@ -382,15 +383,26 @@ def _disconnect_values(revocation: Revocation) -> tuple[str, str | None]:
 def list_connections(
     runtime: Runtime, principal: Principal, audit: RequestAudit, client_id: str
 ) -> list[dict[str, Any]]:
-    """The client's connections (never token material)."""
-    with tenant(runtime.db, principal) as tx:
-        client = access_client(tx, principal, "read", client_id)
-        rows = tx.execute(_LIST, (client.id,)).fetchall()
-        audit.record(tx, resource=f"/connections?client_id={client.id}")
+    """The client's connections (never token material).
+
+    A read in one round trip, as the query route's plan: the client's
+    organization (for `require_found`) with its connections, under RLS; then
+    the request's record alone. Nothing is answered before that record is
+    durable."""
+    from psycopg import sql as psql
+
+    canonical = _canonical(client_id)
+    if not canonical:
+        raise errors.NotFound("No such client.")
+    statement = psql.SQL(_LIST).format(client=psql.Literal(canonical))
+    rows = runtime.db.read_once(principal.claims(), statement)
+    require_found(principal, "read", canonical, rows[0][0] if rows else None)
+    audit.record_alone(principal, resource=f"/connections?client_id={canonical}")
     return [
         {
             name: (value.isoformat() if isinstance(value, dt.datetime) else value)
-            for name, value in zip(_LIST_NAMES, row, strict=True)
+            for name, value in zip(_LIST_NAMES, row[1:], strict=True)
         }
         for row in rows
+        if row[1] is not None  # the client's row alone: no connection yet
     ]

@@ -45,13 +45,10 @@ from shared.export import (
     open_download,
     seal,
 )
-from shared.policy import Client, access_client
+from shared.policy import Client, access_client, require_found
 from shared.revocation import HELD, Disconnected, revoke_held
 from shared.tenancy import TenantTransaction, tenant
-from shared.warehouse.ids import (
-    dataset_id_for,
-    labels_for,
-)
+from shared.warehouse.ids import canonical_client_id, dataset_id_for, labels_for
 from shared.warehouse.port import DatasetSpec
 
 if TYPE_CHECKING:
@@ -65,9 +62,10 @@ _SELECT_ONE = (
     "select client_id::text, platform, dataset_id, location, status, created_at"
     " from datasets where client_id = %s and platform = %s"
 )
-_SELECT_ALL = (
-    "select client_id::text, platform, dataset_id, location, status, created_at"
-    " from datasets where client_id = %s order by platform"
+_LIST_WITH_CLIENT = (
+    "select c.org_id, d.client_id::text, d.platform, d.dataset_id, d.location, d.status,"
+    " d.created_at from clients c left join datasets d on d.client_id = c.id"
+    " where c.id = {client} order by d.platform"
 )
 _UPSERT = (
     "insert into datasets (org_id, client_id, platform, dataset_id, location, status)"
@@ -154,11 +152,16 @@ def ensure_dataset(
 def list_datasets(
     runtime: Runtime, principal: Principal, audit: RequestAudit, client_id: str
 ) -> list[DatasetRecord]:
-    with tenant(runtime.db, principal) as tx:
-        client = access_client(tx, principal, "read", client_id)
-        rows = tx.execute(_SELECT_ALL, (client.id,)).fetchall()
-        audit.record(tx, resource=f"/datasets?client_id={client.id}")
-    return [_record(row) for row in rows]
+    """The client's datasets: one round trip under RLS (the client's organization
+    for `require_found`, with its datasets), then the request's record alone."""
+    from psycopg import sql as psql
+
+    canonical = canonical_client_id(client_id)
+    statement = psql.SQL(_LIST_WITH_CLIENT).format(client=psql.Literal(canonical))
+    rows = runtime.db.read_once(principal.claims(), statement)
+    require_found(principal, "read", canonical, rows[0][0] if rows else None)
+    audit.record_alone(principal, resource=f"/datasets?client_id={canonical}")
+    return [_record(row[1:]) for row in rows if row[1] is not None]
 
 
 def drop(
