@@ -9,7 +9,6 @@ so they vanish at commit. The pool is created on first use, not at import.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import threading
 import time
@@ -132,15 +131,9 @@ class Database:
         COMMIT, sent as one simple-query batch with every value quoted.
 
         For short writes whose result nobody reads (the audit record of a read
-        request): it saves two round trips per request on the hot path. Writes
-        of concurrent callers share one transaction and one commit (see
-        `GroupCommit`); each call returns only once its own write is durable.
+        request): it saves two round trips per request on the hot path.
         """
-        self._group.submit(claims, statement)
-
-    @functools.cached_property
-    def _group(self) -> GroupCommit:
-        return GroupCommit(self)
+        self._once(claims, statement)
 
     def read_once(
         self, claims: Mapping[str, Any] | None, statement: sql.Composable
@@ -169,117 +162,6 @@ class Database:
                 raise
             self._committed_at[conn] = time.monotonic()
             return rows
-
-
-class PendingWrite:
-    """One caller's write waiting in a `GroupCommit`."""
-
-    __slots__ = ("claims", "error", "lead", "statement", "wake")
-
-    def __init__(self, claims: Mapping[str, Any] | None, statement: Any) -> None:
-        self.claims = claims
-        self.statement = statement
-        self.error: BaseException | None = None
-        self.lead = False
-        self.wake = threading.Event()
-
-
-class GroupCommit:
-    """The one-round-trip writes of concurrent callers, in one transaction.
-
-    An instance that serves several requests at once (Cloud Functions gen2:
-    threads) would otherwise commit once per request; here the first caller
-    leads: it takes every write waiting at that moment (its own first) and
-    sends them as one batch, `BEGIN; claims; write; claims; write; ... COMMIT`,
-    each write under its own caller's claims, so Row Level Security checks each
-    as before. Callers arriving meanwhile wait for the next batch, which the
-    first of them leads. Nobody returns before the transaction holding their
-    write committed: no record, no answer, as with a write of one's own. A
-    batch the server refuses is rolled back whole and each of its writes is
-    retried alone, so one refused write (another organization's claims) fails
-    only its own caller; a batch whose connection fails is not sent again (it
-    may have committed), and each of its callers fails. A caller alone waits
-    for nobody: its batch is its own write.
-    """
-
-    MAX_BATCH = 32
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._lock = threading.Lock()
-        self._waiting: list[PendingWrite] = []
-        self._leading = False
-        self.batches = 0  # observable: transactions sent
-        self.writes = 0
-
-    def submit(self, claims: Mapping[str, Any] | None, statement: Any) -> None:
-        write = PendingWrite(claims, statement)
-        with self._lock:
-            self._waiting.append(write)
-            lead = not self._leading
-            self._leading = True
-        if not lead:
-            write.wake.wait()
-        if lead or write.lead:
-            self._lead()
-        if write.error is not None:
-            raise write.error
-
-    def _lead(self) -> None:
-        with self._lock:
-            batch = self._waiting[: self.MAX_BATCH]
-            del self._waiting[: self.MAX_BATCH]
-        try:
-            self.flush(batch)
-        finally:
-            with self._lock:
-                following = self._waiting[0] if self._waiting else None
-                if following is None:
-                    self._leading = False
-            for write in batch:
-                write.wake.set()
-            if following is not None:
-                following.lead = True
-                following.wake.set()
-
-    def flush(self, batch: list[PendingWrite]) -> None:
-        """Write `batch` in one transaction, or each alone if that fails; each
-        write's own failure is left on it for its caller."""
-        self.batches += 1
-        self.writes += len(batch)
-        if len(batch) == 1:
-            self._alone(batch[0])
-            return
-        try:
-            with self._db._connection() as conn:
-                try:
-                    parts = [b"begin"]
-                    for write in batch:
-                        parts.append(_set_claims(conn, write.claims))
-                        parts.append(write.statement.as_bytes(conn))
-                    parts.append(b"commit")
-                    conn.execute(b"; ".join(parts))
-                except BaseException:
-                    if not conn.closed:
-                        conn.execute("rollback")
-                    raise
-                self._db._committed_at[conn] = time.monotonic()
-        except errors.Unavailable as exc:
-            # The connection failed: whether the batch committed is unknown, so no
-            # write is sent again (it could be written twice); each caller fails.
-            for write in batch:
-                write.error = exc
-        except Exception:
-            # The server refused a statement and rolled the whole batch back:
-            # each write is tried alone, and fails alone.
-            for write in batch:
-                self._alone(write)
-
-    def _alone(self, write: PendingWrite) -> None:
-        try:
-            self._db._once(write.claims, write.statement)
-        except BaseException as exc:
-            write.error = exc
 
 
 class TextStatement:
@@ -329,17 +211,12 @@ def _begin(conn: psycopg.Connection, claims: Mapping[str, Any] | None) -> bytes:
     """
     if claims is None:
         return b"begin"
-    return b"begin; " + _set_claims(conn, claims)
-
-
-def _set_claims(conn: psycopg.Connection, claims: Mapping[str, Any] | None) -> bytes:
-    """The claims set for the rest of this transaction (`{}` for none)."""
-    text = json.dumps(claims or {}, separators=(",", ":"))
+    text = json.dumps(claims, separators=(",", ":"))
     if conn.info.parameter_status("standard_conforming_strings") == "on":
         literal = "'" + text.replace("'", "''") + "'"
     else:
         literal = sql.Literal(text).as_string(conn)
-    return f"select set_config('request.jwt.claims', {literal}, true)".encode()
+    return f"begin; select set_config('request.jwt.claims', {literal}, true)".encode()
 
 
 def translate(exc: psycopg.Error) -> errors.CosmaError:
