@@ -273,7 +273,7 @@ def _child_env(
             "COSMA_RATE_LIMIT_USER": "",
             "SYNC_AUDIENCE": SYNC_AUDIENCE,
             "SCHEDULER_SA_EMAIL": scheduler_email,
-            "GOOGLE_CERTS_URL": f"{certs_url}/oauth2/v1/certs",
+            "GOOGLE_CERTS_URL": f"{certs_url}/oauth2/v3/certs",
             "PYTHONUNBUFFERED": "1",
         }
     )

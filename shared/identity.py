@@ -45,10 +45,7 @@ Invariants:
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import math
 import re
 import threading
 import time
@@ -56,19 +53,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPublicNumbers
-from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from shared import errors
+from shared import errors, jws
+from shared.jws import parse_jwks
 
 log = logging.getLogger("cosma.identity")
 
-ALGORITHM = "RS256"
+ALGORITHM = jws.ALGORITHM
 LEEWAY_S = 5.0
-MAX_TOKEN_BYTES = 8 * 1024
+MAX_TOKEN_BYTES = jws.MAX_TOKEN_BYTES
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}\Z")
 # Clerk's JWT categories (header `cat`): a session token carries the first or
@@ -76,10 +71,6 @@ _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}\Z")
 # Anything else (machine tokens: `cl_B7d4PD333AAA`) is not a session.
 _SESSION_CATEGORIES = frozenset({"cl_B7d4PD111AAA", "cl_I7d4PD111III"})
 _MACHINE_SUBJECT = "mch_"
-# `\Z`, not `$`: `$` also matches before a trailing newline.
-_SEGMENT = re.compile(r"^[A-Za-z0-9_-]*\Z")
-_PKCS1 = PKCS1v15()
-_SHA256 = SHA256()
 
 
 @dataclass(frozen=True)
@@ -146,29 +137,26 @@ class ClerkVerifier:
     def _verify(self, token: str) -> SessionClaims:
         if not self.issuers:
             raise errors.Unavailable("Authentication is not configured.")
-        if len(token) > MAX_TOKEN_BYTES:
-            raise errors.TokenRefused("token too large")
-        head, body, signature = _segments(token)
-        header = _json_object(head, limit=1024)
-        if header.get("alg") != ALGORITHM:
+        compact = jws.Compact(token)
+        header = compact.header
+        if header.get("alg") != jws.ALGORITHM:
             raise errors.TokenRefused("algorithm not allowed")
         if header.get("typ", "JWT") != "JWT":
             raise errors.TokenRefused("not a session token (typ)")
         if "cat" in header and header["cat"] not in _SESSION_CATEGORIES:
             raise errors.TokenRefused("not a session token (cat)")
         key = self._key_for(header.get("kid"))
-        try:
-            # The signing input is the two encoded segments as sent (RFC 7515 5.2).
-            key.verify(_decode(signature), f"{head}.{body}".encode("ascii"), _PKCS1, _SHA256)
-        except InvalidSignature:
-            raise errors.TokenRefused("signature") from None
-        return self._check_claims(_json_object(body))
+        return self._check_claims(compact.verified_payload(key))
 
     def _check_claims(self, payload: dict[str, Any]) -> SessionClaims:
         now = self.clock()
         if payload.get("iss") not in self.issuers:
             raise errors.TokenRefused("issuer mismatch")
-        exp, nbf, iat = _number(payload, "exp"), _number(payload, "nbf"), _number(payload, "iat")
+        exp, nbf, iat = (
+            jws.number(payload, "exp"),
+            jws.number(payload, "nbf"),
+            jws.number(payload, "iat"),
+        )
         if exp <= now - self.leeway:
             raise errors.TokenRefused("expired")
         if nbf > now + self.leeway:
@@ -242,29 +230,6 @@ class ClerkVerifier:
         self._keys = keys
 
 
-def parse_jwks(document: Any) -> dict[str, RSAPublicKey]:
-    """RSA signing keys of a JWKS document by `kid`; anything else is skipped."""
-    keys: dict[str, RSAPublicKey] = {}
-    entries = document.get("keys") if isinstance(document, dict) else None
-    if not isinstance(entries, list):
-        return keys
-    for entry in entries:
-        if not isinstance(entry, dict) or entry.get("kty") != "RSA":
-            continue
-        if entry.get("use", "sig") != "sig" or entry.get("alg", ALGORITHM) != ALGORITHM:
-            continue
-        kid = entry.get("kid")
-        if not isinstance(kid, str) or not kid:
-            continue
-        try:
-            key = RSAPublicNumbers(_jwk_int(entry, "e"), _jwk_int(entry, "n")).public_key()
-        except (ValueError, TypeError):
-            continue
-        if isinstance(key, RSAPublicKey):
-            keys[kid] = key
-    return keys
-
-
 def load_public_key(pem: str) -> RSAPublicKey:
     """Clerk's PEM public key, as pasted into `CLERK_JWT_KEY`.
 
@@ -282,59 +247,6 @@ def load_public_key(pem: str) -> RSAPublicKey:
     if not isinstance(key, RSAPublicKey):
         raise errors.Unavailable("The identity key is not an RSA public key.")
     return key
-
-
-def _segments(token: str) -> tuple[str, str, str]:
-    """The three segments of a compact JWS: header, payload, signature."""
-    parts = token.split(".")
-    if len(parts) != 3 or not parts[0] or not parts[1] or not parts[2]:
-        raise errors.TokenRefused("malformed token")
-    return parts[0], parts[1], parts[2]
-
-
-def _decode(segment: str) -> bytes:
-    """base64url without padding (RFC 7515 2), strictly: any other byte is refused."""
-    if not _SEGMENT.match(segment) or len(segment) % 4 == 1:
-        raise errors.TokenRefused("malformed token")
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-
-
-def _json_object(segment: str, limit: int = MAX_TOKEN_BYTES) -> dict[str, Any]:
-    if len(segment) > limit:
-        raise errors.TokenRefused("malformed token")
-    try:
-        value = json.loads(_decode(segment))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise errors.TokenRefused("malformed token") from exc
-    if not isinstance(value, dict):
-        raise errors.TokenRefused("malformed token")
-    return value
-
-
-def _jwk_int(entry: Mapping[str, Any], name: str) -> int:
-    """A JWK's unsigned big-endian integer member (RFC 7518 6.3.1)."""
-    value = entry.get(name)
-    if not isinstance(value, str) or not value or not _SEGMENT.match(value):
-        raise ValueError(f"JWK member {name} is not base64url")
-    return int.from_bytes(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), "big")
-
-
-def _number(payload: Mapping[str, Any], name: str) -> float:
-    """A time claim as a finite float. Python's JSON parser reads `Infinity`, `NaN`
-    and integers too large for a float; each would compare as never expired (or
-    raise), so each is refused. (Exact type checks: a bool is no time.)"""
-    value = payload.get(name)
-    if type(value) is float:
-        if math.isfinite(value):
-            return value
-    elif type(value) is int:
-        try:
-            return float(value)
-        except OverflowError:
-            pass
-    else:
-        raise errors.TokenRefused(f"{name} missing")
-    raise errors.TokenRefused(f"{name} not finite")
 
 
 def _audience_allowed(aud: Any, audiences: frozenset[str]) -> bool:

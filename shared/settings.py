@@ -144,7 +144,7 @@ class Settings:
     # Sync trigger (Cloud Scheduler OIDC).
     sync_audience: str = ""
     scheduler_sa_email: str = ""
-    google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    google_certs_url: str = "https://www.googleapis.com/oauth2/v3/certs"
     # Sync work sharing (shared.sync): the budget stays below the function timeout
     # (540 s), and a lease outlives it so a crashed run's connections come back.
     sync_budget_s: float = 480.0
@@ -241,7 +241,7 @@ class Settings:
             "sync_audience": get("SYNC_AUDIENCE"),
             "scheduler_sa_email": get("SCHEDULER_SA_EMAIL"),
             "google_certs_url": get(
-                "GOOGLE_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs"
+                "GOOGLE_CERTS_URL", "https://www.googleapis.com/oauth2/v3/certs"
             ),
             "sync_budget_s": float(get("COSMA_SYNC_BUDGET_S", "480")),
             "sync_lease_s": int(get("COSMA_SYNC_LEASE_S", "600")),

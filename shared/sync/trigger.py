@@ -2,28 +2,41 @@
 
 `verify(authorization, settings)` accepts a request only when every check holds:
 
-- a `Bearer` token whose RS256 signature verifies against Google's certificates
-  (`settings.google_certs_url`, so tests serve their own), with a valid `exp`/`iat`;
+- a `Bearer` token whose RS256 signature verifies against Google's signing keys
+  (`settings.google_certs_url`, so tests serve their own), with `iat` not in
+  the future and `exp` not past;
 - `aud` exactly `settings.sync_audience` (the function URL; an empty setting
-  refuses everything rather than skipping the check, as google-auth would);
+  refuses everything rather than skipping the check);
 - `iss` is Google's (`accounts.google.com`, with or without the scheme);
 - `email` is `settings.scheduler_sa_email` and `email_verified` is true.
 
+These are google-auth's `id_token.verify_token` checks (the token read by
+`shared.jws`, as Clerk's are); `tests/integration/test_sync_trigger.py` holds
+the two to the same decisions. Google publishes its keys as a JWK set (v3,
+the default: RSA keys built from their numbers) and as X.509 certificates
+(v1: read only when that URL is configured, since cryptography's x509 costs a
+cold start ~30 ms). The keys are fetched on every verification, as google-auth
+does, so a key Google withdraws stops verifying at once; a scheduled job is
+called every few minutes, not per user request.
+
 Any failure is the one fixed `Unauthorized` (401): the caller never learns
-which check failed, and the caller of `verify` runs nothing. Only a failure to
-fetch the certificates is `Unavailable` (503), so Cloud Scheduler retries.
+which check failed (the log says), and the caller of `verify` runs nothing.
+Only a failure to fetch the keys is `Unavailable` (503), so Cloud Scheduler
+retries.
 """
 
 from __future__ import annotations
 
-import functools
+import json
 import logging
-import sys
+import time
 from typing import TYPE_CHECKING, Any
 
-from shared import errors
+from shared import errors, jws
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
     from shared.settings import Settings
 
 log = logging.getLogger("cosma.sync.trigger")
@@ -31,6 +44,7 @@ log = logging.getLogger("cosma.sync.trigger")
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 CERTS_TIMEOUT_S = 10.0
 _MAX_TOKEN = 8192
+_MAX_CERTS_BYTES = 256 * 1024
 
 
 def verify(
@@ -45,9 +59,6 @@ def verify(
     `audience` and `expected_email` default to sync's (`sync_audience`,
     `scheduler_sa_email`); another scheduled job (the directory's reconcile)
     passes its own URL and its own scheduler account."""
-    import google.auth.exceptions
-    from google.oauth2 import id_token
-
     scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
     audience = settings.sync_audience if audience is None else audience
@@ -60,22 +71,38 @@ def verify(
         or not expected_email
     ):
         raise errors.Unauthorized()
-    claims: Any = None
     try:
-        claims = id_token.verify_token(
-            token, _certs_request(), audience=audience, certs_url=settings.google_certs_url
-        )
-    except google.auth.exceptions.TransportError as exc:
-        log.warning("sync trigger: Google certificates unavailable")
-        raise errors.Unavailable("The token certificates are unavailable.") from exc
-    except Exception as exc:
-        if not _is_token_error(exc):
-            raise
-        claims = None  # the reason stays here: one message for every failure
-    if not isinstance(claims, dict) or not _claims_ok(claims, expected_email):
-        log.warning("sync trigger refused")
-        raise errors.Unauthorized()
+        claims = _verified_claims(token, settings.google_certs_url, audience)
+        if not _claims_ok(claims, expected_email):
+            raise errors.TokenRefused("issuer or email")
+    except errors.TokenRefused as exc:
+        log.warning("sync trigger refused: %s", exc.reason)
+        raise errors.Unauthorized() from None
     return str(claims["email"])
+
+
+def _verified_claims(token: str, certs_url: str, audience: str) -> dict[str, Any]:
+    compact = jws.Compact(token)
+    if compact.header.get("alg") != jws.ALGORITHM:
+        raise errors.TokenRefused("algorithm not allowed")
+    kid = compact.header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise errors.TokenRefused("no key id")  # Google's tokens always name their key
+    key = google_keys(certs_url).get(kid)
+    if key is None:
+        raise errors.TokenRefused("unknown key id")
+    claims = compact.verified_payload(key)
+    # google-auth's clock: whole seconds, no skew allowed by default.
+    now = int(time.time())
+    if jws.number(claims, "iat") > now:
+        raise errors.TokenRefused("issued in the future")
+    if jws.number(claims, "exp") < now:
+        raise errors.TokenRefused("expired")
+    # Exactly the one audience: a list naming it too is refused, as google-auth
+    # refuses it (its test is `aud in [audience]`).
+    if claims.get("aud") != audience:
+        raise errors.TokenRefused("audience")
+    return claims
 
 
 def _claims_ok(claims: dict[str, Any], expected_email: str) -> bool:
@@ -86,61 +113,49 @@ def _claims_ok(claims: dict[str, Any], expected_email: str) -> bool:
     )
 
 
-def _is_token_error(exc: Exception) -> bool:
-    import google.auth.exceptions
+def google_keys(url: str) -> dict[str, RSAPublicKey]:
+    """Google's signing keys by `kid`, fetched now; `Unavailable` if out of reach.
 
-    if isinstance(exc, ValueError | google.auth.exceptions.GoogleAuthError):
-        return True
-    # google-auth reads certificates in the JWK format with pyjwt, and only then
-    # loads it: if it is not loaded, none of its errors can have been raised.
-    pyjwt = sys.modules.get("jwt")
-    return pyjwt is not None and isinstance(exc, pyjwt.PyJWTError)
-
-
-@functools.cache
-def _certs_request() -> Any:
-    """google-auth's transport interface over the standard library (built once).
-
-    The one call it makes is a GET of the certificates; `requests` (what
-    `google.auth.transport.requests` loads) would add ~35 ms to every cold start
-    of the sync function. A timeout keeps the fetch from hanging the function.
+    The standard library's HTTP client, with a timeout: `requests` would add
+    ~35 ms to every cold start of the function, and a hung fetch would hang it.
     """
     import http.client
-    import urllib.error
     import urllib.request
 
-    import google.auth.exceptions
-    import google.auth.transport
-
-    class CertsRequest(google.auth.transport.Request):
-        def __call__(
-            self,
-            url: str,
-            method: str = "GET",
-            body: bytes | None = None,
-            headers: dict[str, str] | None = None,
-            timeout: float | None = None,
-            **_: Any,
-        ) -> _CertsResponse:
-            if not url.startswith(("https://", "http://")):
-                raise google.auth.exceptions.TransportError("certificate URL must be http(s)")  # type: ignore[no-untyped-call]
-            # S310: the scheme is checked just above (no file: or custom schemes).
-            request = urllib.request.Request(url, data=body, headers=headers or {}, method=method)  # noqa: S310
-            try:
-                limit = timeout or CERTS_TIMEOUT_S
-                with urllib.request.urlopen(request, timeout=limit) as response:  # noqa: S310
-                    return _CertsResponse(response.status, dict(response.headers), response.read())
-            except urllib.error.HTTPError as exc:
-                with exc:
-                    return _CertsResponse(exc.code, dict(exc.headers), exc.read())
-            except (OSError, http.client.HTTPException) as exc:
-                raise google.auth.exceptions.TransportError(type(exc).__name__) from exc  # type: ignore[no-untyped-call]
-
-    return CertsRequest()
+    if not url.startswith(("https://", "http://")):
+        log.warning("sync trigger: the certificate URL is not http(s)")
+        raise errors.Unavailable("The token certificates are unavailable.")
+    # S310: the scheme is checked just above (no file: or custom schemes).
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=CERTS_TIMEOUT_S) as response:  # noqa: S310
+            document = json.loads(response.read(_MAX_CERTS_BYTES))
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        # HTTPError (a status other than 2xx) is an OSError too.
+        log.warning("sync trigger: Google certificates unavailable (%s)", type(exc).__name__)
+        raise errors.Unavailable("The token certificates are unavailable.") from None
+    if isinstance(document, dict) and "keys" in document:
+        return jws.parse_jwks(document)
+    if isinstance(document, dict):
+        return _x509_keys(document)
+    log.warning("sync trigger: Google certificates unreadable")
+    raise errors.Unavailable("The token certificates are unavailable.")
 
 
-class _CertsResponse:
-    def __init__(self, status: int, headers: dict[str, str], data: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.data = data
+def _x509_keys(document: dict[str, Any]) -> dict[str, RSAPublicKey]:
+    """v1's `{kid: PEM certificate}`: each certificate's RSA key (its validity dates
+    are not checked, as google-auth does not; Google rotates the keys)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+    keys: dict[str, RSAPublicKey] = {}
+    for kid, pem in document.items():
+        if not isinstance(pem, str):
+            continue
+        try:
+            key = x509.load_pem_x509_certificate(pem.encode("ascii")).public_key()
+        except (ValueError, UnicodeEncodeError):
+            continue
+        if isinstance(key, RSAPublicKey):
+            keys[kid] = key
+    return keys

@@ -269,3 +269,100 @@ def test_certificates_out_of_reach_are_unavailable(
     google, _ = certs
     with pytest.raises(errors.Unavailable):
         trigger.verify(f"Bearer {google.token(AUDIENCE)}", _trigger_settings(settings, certs_url))
+
+
+# google-auth's `id_token.verify_token` (with the issuer and email checks both
+# apply after it) is the judge of our reading of Google's tokens: the same
+# decision for every case, ours over either certificate format.
+def _now() -> int:
+    return int(time.time())
+
+
+JUDGED = {
+    "valid": lambda g: g.token(AUDIENCE),
+    "audience in a list": lambda g: g.token(AUDIENCE, aud=["https://other.test", AUDIENCE]),
+    "audience list without it": lambda g: g.token(AUDIENCE, aud=["https://other.test"]),
+    "issued a minute ahead": lambda g: g.token(AUDIENCE, iat=_now() + 60),
+    "expired a second ago": lambda g: g.token(AUDIENCE, iat=_now() - 600, exp=_now() - 1),
+    "no iat": lambda g: g.token(AUDIENCE, iat=None),
+    "no exp": lambda g: g.token(AUDIENCE, exp=None),
+    "exp as text": lambda g: g.token(AUDIENCE, exp=str(_now() + 600)),
+    "rs384": lambda g: jwt.encode(
+        {
+            "iss": "https://accounts.google.com",
+            "aud": AUDIENCE,
+            "email": SCHEDULER_EMAIL,
+            "email_verified": True,
+            "iat": _now(),
+            "exp": _now() + 600,
+        },
+        g.key,
+        algorithm="RS384",
+        headers={"kid": g.kid},
+    ),
+    **REFUSED,
+}
+
+
+def _judge(token: str, certs_url: str) -> bool:
+    import google.auth.transport.requests
+    from google.oauth2 import id_token
+
+    try:
+        claims = id_token.verify_token(
+            token, google.auth.transport.requests.Request(), audience=AUDIENCE, certs_url=certs_url
+        )
+    except Exception:  # any refusal: ValueError, GoogleAuthError, TypeError
+        return False
+    return (
+        claims.get("iss") in trigger.GOOGLE_ISSUERS
+        and claims.get("email") == SCHEDULER_EMAIL
+        and claims.get("email_verified") is True
+    )
+
+
+@pytest.mark.parametrize("path", list(CERT_FORMATS.values()), ids=list(CERT_FORMATS))
+@pytest.mark.parametrize("case", sorted(JUDGED))
+def test_google_auth_decides_every_token_as_we_do(
+    case: str, path: str, settings: Settings, certs: tuple[GoogleCerts, str]
+) -> None:
+    google, url = certs
+    token = JUDGED[case](google)
+    try:
+        trigger.verify(f"Bearer {token}", _trigger_settings(settings, url + path))
+        ours = True
+    except errors.Unauthorized:
+        ours = False
+    assert ours == _judge(token, url + CERT_FORMATS["x509-v1"])
+    assert ours == (case == "valid")
+
+
+def test_a_token_naming_no_key_is_refused_where_google_auth_tries_every_key(
+    settings: Settings, certs: tuple[GoogleCerts, str]
+) -> None:
+    # Stricter on purpose: Google's ID tokens always carry `kid`.
+    google, url = certs
+    token = jwt.encode(
+        jwt.decode(google.token(AUDIENCE), options={"verify_signature": False}),
+        google.key,
+        algorithm="RS256",
+    )
+    assert _judge(token, url + CERT_FORMATS["x509-v1"])
+    for path in CERT_FORMATS.values():
+        with pytest.raises(errors.Unauthorized):
+            trigger.verify(f"Bearer {token}", _trigger_settings(settings, url + path))
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'"keys"'], ids=["text", "list", "string"])
+def test_an_unreadable_certificate_document_is_unavailable(
+    body: bytes, settings: Settings, certs: tuple[GoogleCerts, str]
+) -> None:
+    google, _ = certs
+
+    def app(environ: dict[str, object], start_response: object) -> object:
+        from werkzeug.wrappers import Response
+
+        return Response(body, mimetype="application/json")(environ, start_response)  # type: ignore[arg-type]
+
+    with serve(app) as url, pytest.raises(errors.Unavailable):
+        trigger.verify(f"Bearer {google.token(AUDIENCE)}", _trigger_settings(settings, url))

@@ -94,7 +94,7 @@ def _env(
             "COSMA_KEYRING_DIR": str(tmp / "keys"),
             "SYNC_AUDIENCE": SYNC_AUDIENCE,
             "SCHEDULER_SA_EMAIL": SCHEDULER_EMAIL,
-            "GOOGLE_CERTS_URL": f"{certs_url}/oauth2/v1/certs",
+            "GOOGLE_CERTS_URL": f"{certs_url}/oauth2/v3/certs",
             "HEAVY": json.dumps(HEAVY),
         }
     )
