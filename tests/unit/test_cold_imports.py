@@ -38,6 +38,10 @@ HEAVY = (
     "duckdb",
     "pyarrow",
     "requests",
+    # The scheduler's token is read from Google's JWK set: no certificate parsing
+    # (~30 ms), and google-auth only with a cloud client that needs it.
+    "cryptography.x509",
+    "google.oauth2",
 )
 SYNC_AUDIENCE = "https://sync.cosma.test/sync"
 
