@@ -52,11 +52,28 @@ class ProviderCall:
             raise ProviderError(f"{self.name} answered with an unreadable body.")
         return value
 
+    def revoke_url(self) -> str:
+        """The platform's revocation endpoint; a ProviderError where it has none."""
+        url = self.platform.revoke_url
+        if not url:
+            raise ProviderError(f"{self.name} has no revocation endpoint.")
+        return url
+
     def required(self, answer: Mapping[str, Any], name: str) -> str:
         value = answer.get(name)
         if not isinstance(value, str) or not value:
             raise ProviderError(f"{self.name} answered without a {name.replace('_', ' ')}.")
         return value
+
+
+def code_params(*, client_id: str, redirect_uri: str, state: str) -> dict[str, str]:
+    """The authorization-code request's own parameters (RFC 6749 4.1.1)."""
+    return {
+        "client_id": client_id,
+        "response_type": "code",
+        "redirect_uri": redirect_uri,
+        "state": state,
+    }
 
 
 def json_object(response: requests.Response) -> dict[str, Any] | None:

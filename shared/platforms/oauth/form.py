@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.errors import AccessDenied, InvalidGrant, ProviderError, ProviderUnavailable
 from shared.platforms.base import TokenSet
-from shared.platforms.oauth.call import as_int, json_object, scopes, str_or_none
+from shared.platforms.oauth.call import as_int, code_params, json_object, scopes, str_or_none
 
 if TYPE_CHECKING:
     from shared.platforms.entry import Platform
@@ -38,12 +38,7 @@ class FormTokens:
         state: str,
         challenge: str | None,
     ) -> dict[str, str]:
-        params = {
-            "client_id": client_id,
-            "response_type": "code",
-            "redirect_uri": redirect_uri,
-            "state": state,
-        }
+        params = code_params(client_id=client_id, redirect_uri=redirect_uri, state=state)
         if platform.scopes:
             params["scope"] = " ".join(platform.scopes)
         if challenge:
@@ -102,9 +97,7 @@ class FormRevocation:
         client_secret: str,
         external_user_id: str | None,
     ) -> None:
-        url = call.platform.revoke_url
-        if not url:
-            raise ProviderError(f"{call.name} has no revocation endpoint.")
+        url = call.revoke_url()
         form = {"token": token}
         if self.client_auth:
             form.update(client_id=client_id, client_secret=client_secret)

@@ -20,7 +20,7 @@ from shared.errors import (
     RateLimited,
 )
 from shared.platforms.base import TokenSet
-from shared.platforms.oauth.call import as_int, json_object
+from shared.platforms.oauth.call import as_int, code_params, json_object
 
 if TYPE_CHECKING:
     from shared.platforms.entry import Platform
@@ -45,12 +45,7 @@ class MetaGraphTokens:
         state: str,
         challenge: str | None,
     ) -> dict[str, str]:
-        params = {
-            "client_id": client_id,
-            "response_type": "code",
-            "redirect_uri": redirect_uri,
-            "state": state,
-        }
+        params = code_params(client_id=client_id, redirect_uri=redirect_uri, state=state)
         if platform.scopes:
             params["scope"] = ",".join(platform.scopes)
         return params
@@ -117,9 +112,7 @@ class MetaPermissionsRevocation:
         client_secret: str,
         external_user_id: str | None,
     ) -> None:
-        url = call.platform.revoke_url
-        if not url:
-            raise ProviderError(f"{call.name} has no revocation endpoint.")
+        url = call.revoke_url()
         # `{user_id}` is the granting user's id, or "me" for the token's own user.
         url = url.replace("{user_id}", external_user_id or "me")
         graph(call, "DELETE", url, headers={"Authorization": f"Bearer {token}"})

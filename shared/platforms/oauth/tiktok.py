@@ -75,9 +75,7 @@ class TikTokRevocation:
         client_secret: str,
         external_user_id: str | None,
     ) -> None:
-        url = call.platform.revoke_url
-        if not url:
-            raise ProviderError(f"{call.name} has no revocation endpoint.")
+        url = call.revoke_url()
         post_json(call, url, {"app_id": client_id, "secret": client_secret, "access_token": token})
 
 
