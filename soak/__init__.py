@@ -5,7 +5,7 @@
 One run, on a fresh state folder:
 
 1. an embedded Postgres, a peer process (the sandbox platform's OAuth provider
-   and report API, the local issuer's JWKS, Google's OIDC certificates, and a
+   and report API, the local issuer's JWKS, Google's OIDC signing keys, and a
    control route that switches the provider's faults), and four API server
    processes on one database, as four instances of the system;
 2. twenty organizations, each with admins, editors and viewers (signed Clerk

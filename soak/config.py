@@ -120,7 +120,7 @@ def environment(layout: Layout, knobs: Knobs) -> dict[str, str]:
         "SOAK_SANDBOX_URL": peer,
         "SYNC_AUDIENCE": f"{public}/sync",
         "SCHEDULER_SA_EMAIL": SCHEDULER_EMAIL,
-        "GOOGLE_CERTS_URL": f"{peer}/oauth2/v1/certs",
+        "GOOGLE_CERTS_URL": f"{peer}/oauth2/v3/certs",
         "COSMA_KEYRING_REFRESH_S": "2",
         "COSMA_KEY_RETIRE_GRACE_S": "5",
         "COSMA_SYNC_LEASE_S": "15",

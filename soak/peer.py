@@ -8,7 +8,7 @@ differ per process), so one process serves, for all of them:
 - the sandbox platform's OAuth provider and report API (`cosma.sandbox_oauth`,
   `cosma.sandbox_reports`: the same code `cosma serve` mounts);
 - the local issuer's JWKS (Clerk's part; the client processes mint with its key);
-- Google's OIDC certificate, for the sync trigger's Cloud Scheduler tokens;
+- Google's OIDC signing key (a JWK set, as at v3), for the sync trigger's Cloud Scheduler tokens;
 - `POST /_soak/fault {"mode": ...}`: the provider's faults, switched by the
   orchestrator. While one is on, the token, revocation and report endpoints
   answer 429 with Retry-After (`rate_limit`), 503 (`server_error`), or hold the
@@ -83,7 +83,7 @@ class Peer:
 
         self.runtime = local_runtime()
         self.faults = Faults()
-        self.certificate = google.certificate(home)
+        self.google_keys = google.jwks(home)
         sandbox_oauth.provider.keep_grants_in(home / "sandbox")
         self.router = Router("peer", peer=True)
         self.router.add(sandbox_oauth.provider.router())
@@ -97,7 +97,6 @@ class Peer:
         return response(environ, start_response)
 
     def _respond(self, request: Request) -> Response:
-        from soak import google
 
         if request.path == "/_soak/fault" and request.method == "POST":
             body = json.loads(request.get_data() or b"{}")
@@ -105,8 +104,8 @@ class Peer:
             return Response(json.dumps({"mode": self.faults.mode}), mimetype="application/json")
         if request.path == "/_soak/state" and request.method == "GET":
             return Response(json.dumps(self.state()), mimetype="application/json")
-        if request.path == "/oauth2/v1/certs":
-            return Response(json.dumps({google.KID: self.certificate}), mimetype="application/json")
+        if request.path == "/oauth2/v3/certs":
+            return Response(json.dumps(self.google_keys), mimetype="application/json")
         faulted = self.faults.answer(request.path)
         if faulted is not None:
             return faulted
