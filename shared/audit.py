@@ -9,8 +9,9 @@ names the first broken link.
 one, whatever happens. A service writes it inside its own transaction
 (`record(tx, ...)`; it counts as written only once that transaction commits),
 or alone in one round trip (`record_alone`) for a read whose work is not in
-Postgres; when neither ran (a refusal, a failure), the HTTP layer writes the
-outcome afterwards.
+Postgres, or in the very statement of a read that is (`read_recorded`: the
+listings, one round trip in all); when none ran (a refusal, a failure), the
+HTTP layer writes the outcome afterwards.
 
 `actor` is the user the session belongs to; under impersonation the database
 fills `impersonator` with the person acting, from the transaction's claims
@@ -40,6 +41,13 @@ _SEP = "\x1f"
 _INSERT = (
     "insert into public.audit_log (org_id, seq, actor, action, resource, outcome, detail,"
     " request_id, hash) values ({}, 0, {}, {}, {}, {}, {}, {}, ''::bytea)"
+)
+
+# `record`'s insert as `insert ... select`, for `RequestAudit.read_recorded`; DETAIL
+# is the detail's SQL expression.
+_INSERT_SELECT = (
+    "insert into public.audit_log (org_id, seq, actor, action, resource, outcome, detail,"
+    " request_id, hash) select {}, 0, {}, {}, {}, 'ok', DETAIL, {}, ''::bytea"
 )
 
 
@@ -218,6 +226,63 @@ class RequestAudit:
         )
         self._db().run_once(principal.claims(), statement)
         self.written = True
+
+    def read_recorded(
+        self,
+        principal: Principal,
+        read: str,
+        values: tuple[str, ...],
+        *,
+        resource: str,
+        client_id: str | None = None,
+        detail: str = "''",
+        detail_values: tuple[str, ...] = (),
+    ) -> list[tuple[Any, ...]]:
+        """A read and the request's record in one statement, one round trip.
+
+        `read` is a SELECT with a `{}` for each of `values` (quoted as text).
+        The record is an `insert ... select` in the statement's WITH, so it sees
+        the read's snapshot and commits with it: with `client_id`, it is written
+        only when that client is visible to the caller (RLS) in the caller's
+        organization, which is what `require_found` checks of the rows; without,
+        always. `detail` is an SQL expression of that snapshot (`{}` for each of
+        `detail_values`), so a count is the count of the rows answered.
+
+        With `client_id`, `read` must answer at least one row (the client's own)
+        whenever the client is visible. `self.written` says whether the record
+        was; when it was not (the client is not visible), the caller answers
+        NotFound and the HTTP layer records that outcome, as for any refusal."""
+        from shared.db import TextStatement
+
+        if not read.startswith("select "):
+            raise ValueError("read_recorded takes one SELECT")
+        condition = (
+            ""
+            if client_id is None
+            else " where exists (select 1 from public.clients where id = {}::uuid and org_id = {})"
+        )
+        # S608: every piece is a constant of our code; the values are quoted by
+        # TextStatement, never formatted in here.
+        template = (
+            "with recorded as ("  # noqa: S608
+            + _INSERT_SELECT.replace("DETAIL", detail)
+            + condition
+            + " returning 1) select (select count(*) from recorded), "
+            + read[len("select ") :]
+        )
+        record_values = (principal.org_id, principal.user_id, self.action or "unknown", resource)
+        all_values = (
+            *record_values,
+            *detail_values,
+            self.request_id,
+            *(() if client_id is None else (client_id, principal.org_id)),
+            *values,
+        )
+        rows = self._db().read_once(principal.claims(), TextStatement(template, all_values))
+        # A WITH's insert runs to completion whatever the read returns; with a
+        # condition, the read answers the client's own row when it is visible.
+        self.written = client_id is None or (bool(rows) and rows[0][0] == 1)
+        return [row[1:] for row in rows]
 
     def _written(self) -> None:
         self.written = True

@@ -47,7 +47,7 @@ from shared import errors
 from shared.errors import AccessDenied, ProviderError
 from shared.platforms import oauth, registry
 from shared.platforms.base import TokenSet
-from shared.policy import Client, access_client, require_found
+from shared.policy import Client, access_client, require, require_found
 from shared.revocation import HELD, Disconnected, Revocation, revoke_held, revoke_tokens
 from shared.tenancy import TenantTransaction, tenant
 
@@ -66,7 +66,7 @@ _LIST = (
     " x.scopes_flagged, x.account_ids, x.created_at, x.updated_at, x.last_synced_at,"
     " x.health, x.revocation, x.revocation_reason, x.disconnected_at"
     " from clients c left join connections x on x.client_id = c.id"
-    " where c.id = {client} order by x.created_at"
+    " where c.id = {}::uuid order by x.created_at"
 )
 _LIST_NAMES = (
     "id",
@@ -385,19 +385,22 @@ def list_connections(
 ) -> list[dict[str, Any]]:
     """The client's connections (never token material).
 
-    A read in one round trip, as the query route's plan: the client's
-    organization (for `require_found`) with its connections, under RLS; then
-    the request's record alone. Nothing is answered before that record is
-    durable."""
-    from psycopg import sql as psql
-
+    One round trip, as the query route's plan: under RLS, the client's
+    organization (for `require_found`) with its connections, and the request's
+    record in the same statement, written only if the client is visible.
+    Nothing is answered before that record is durable."""
     canonical = _canonical(client_id)
     if not canonical:
         raise errors.NotFound("No such client.")
-    statement = psql.SQL(_LIST).format(client=psql.Literal(canonical))
-    rows = runtime.db.read_once(principal.claims(), statement)
-    require_found(principal, "read", canonical, rows[0][0] if rows else None)
-    audit.record_alone(principal, resource=f"/connections?client_id={canonical}")
+    require(principal, "read", canonical)  # role and assignment, before any record
+    rows = audit.read_recorded(
+        principal,
+        _LIST,
+        (canonical,),
+        resource=f"/connections?client_id={canonical}",
+        client_id=canonical,
+    )
+    require_found(principal, "read", canonical, rows[0][0] if audit.written else None)
     return [
         {
             name: (value.isoformat() if isinstance(value, dt.datetime) else value)

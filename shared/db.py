@@ -136,7 +136,7 @@ class Database:
         self._once(claims, statement)
 
     def read_once(
-        self, claims: Mapping[str, Any] | None, statement: sql.Composable
+        self, claims: Mapping[str, Any] | None, statement: sql.Composable | TextStatement
     ) -> list[tuple[Any, ...]]:
         """`run_once` for one SELECT: its rows, read in the same single round trip."""
         return self._once(claims, statement)

@@ -45,7 +45,7 @@ from shared.export import (
     open_download,
     seal,
 )
-from shared.policy import Client, access_client, require_found
+from shared.policy import Client, access_client, require, require_found
 from shared.revocation import HELD, Disconnected, revoke_held
 from shared.tenancy import TenantTransaction, tenant
 from shared.warehouse.ids import canonical_client_id, dataset_id_for, labels_for
@@ -65,7 +65,7 @@ _SELECT_ONE = (
 _LIST_WITH_CLIENT = (
     "select c.org_id, d.client_id::text, d.platform, d.dataset_id, d.location, d.status,"
     " d.created_at from clients c left join datasets d on d.client_id = c.id"
-    " where c.id = {client} order by d.platform"
+    " where c.id = {}::uuid order by d.platform"
 )
 _UPSERT = (
     "insert into datasets (org_id, client_id, platform, dataset_id, location, status)"
@@ -153,14 +153,18 @@ def list_datasets(
     runtime: Runtime, principal: Principal, audit: RequestAudit, client_id: str
 ) -> list[DatasetRecord]:
     """The client's datasets: one round trip under RLS (the client's organization
-    for `require_found`, with its datasets), then the request's record alone."""
-    from psycopg import sql as psql
-
+    for `require_found`, with its datasets, and the request's record in the same
+    statement, written only if the client is visible)."""
     canonical = canonical_client_id(client_id)
-    statement = psql.SQL(_LIST_WITH_CLIENT).format(client=psql.Literal(canonical))
-    rows = runtime.db.read_once(principal.claims(), statement)
-    require_found(principal, "read", canonical, rows[0][0] if rows else None)
-    audit.record_alone(principal, resource=f"/datasets?client_id={canonical}")
+    require(principal, "read", canonical)  # role and assignment, before any record
+    rows = audit.read_recorded(
+        principal,
+        _LIST_WITH_CLIENT,
+        (canonical,),
+        resource=f"/datasets?client_id={canonical}",
+        client_id=canonical,
+    )
+    require_found(principal, "read", canonical, rows[0][0] if audit.written else None)
     return [_record(row[1:]) for row in rows if row[1] is not None]
 
 

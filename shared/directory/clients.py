@@ -113,15 +113,17 @@ def create_client(
 
 def list_clients(runtime: Runtime, principal: Principal, audit: RequestAudit) -> list[ClientView]:
     """The clients the caller may see: RLS decides (admins all, others assigned ones).
-    A read in one round trip, then the request's record alone."""
-    from psycopg import sql as psql
-
-    statement = psql.SQL(
-        _CLIENTS + " where c.org_id = {org} group by c.id order by lower(c.name), c.id"
-    ).format(org=psql.Literal(principal.org_id))
-    found = [_view(row) for row in runtime.db.read_once(principal.claims(), statement)]
-    audit.record_alone(principal, resource="/clients", detail=f"clients={len(found)}")
-    return found
+    One round trip: the read and the request's record (with the count answered,
+    from the same snapshot) in one statement."""
+    rows = audit.read_recorded(
+        principal,
+        _CLIENTS + " where c.org_id = {} group by c.id order by lower(c.name), c.id",
+        (principal.org_id,),
+        resource="/clients",
+        detail="'clients=' || (select count(*) from public.clients where org_id = {})",
+        detail_values=(principal.org_id,),
+    )
+    return [_view(row) for row in rows]
 
 
 def get_client(
