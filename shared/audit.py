@@ -22,10 +22,12 @@ it, but must write in a transaction whose claims are the principal's.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shared import errors
 from shared.policy import require_manage
 
 if TYPE_CHECKING:
@@ -224,7 +226,8 @@ class RequestAudit:
             detail=detail,
             request_id=self.request_id,
         )
-        self._db().run_once(principal.claims(), statement)
+        with _own_record():
+            self._db().run_once(principal.claims(), statement)
         self.written = True
 
     def read_recorded(
@@ -278,7 +281,8 @@ class RequestAudit:
             *(() if client_id is None else (client_id, principal.org_id)),
             *values,
         )
-        rows = self._db().read_once(principal.claims(), TextStatement(template, all_values))
+        with _own_record():
+            rows = self._db().read_once(principal.claims(), TextStatement(template, all_values))
         # A WITH's insert runs to completion whatever the read returns; with a
         # condition, the read answers the client's own row when it is visible.
         self.written = client_id is None or (bool(rows) and rows[0][0] == 1)
@@ -286,6 +290,18 @@ class RequestAudit:
 
     def _written(self) -> None:
         self.written = True
+
+
+@contextmanager
+def _own_record() -> Iterator[None]:
+    """A request's own record refused (a privilege withdrawn, a policy changed) is
+    the server's fault, never the caller's: the same 503 the HTTP layer answers
+    when it cannot write a record, not the 403 a refused write of the caller's
+    would be. Nothing is answered either way."""
+    try:
+        yield
+    except errors.Forbidden:
+        raise errors.Unavailable("The request could not be recorded.") from None
 
 
 @dataclass(frozen=True)

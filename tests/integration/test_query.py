@@ -258,3 +258,21 @@ def test_metrics_without_dimensions_give_one_row(
     body = check(post(client, tokens, mine.org, "viewer", spec), mine, spec)
     assert body["columns"] == ["clicks", "ctr"] and len(body["rows"]) == 1
     assert body["totals"] == [dict(zip(body["columns"], body["rows"][0], strict=True))]
+
+
+def test_no_record_no_rows(
+    client: Client, tokens: TokenIssuer, data: tuple[Fixture, ...], pg: Any
+) -> None:
+    # The warehouse answered, the record is refused: the server's fault (503), and
+    # not one row leaves.
+    mine = data[0]
+    with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+        conn.execute("revoke insert on audit_log from cosma_app")
+    try:
+        response = post(client, tokens, mine.org, "viewer", spec_for(mine))
+    finally:
+        with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+            conn.execute("grant insert on audit_log to cosma_app")
+    assert response.status_code == 503
+    assert response.content_type == "application/problem+json"
+    assert "rows" not in response.get_json()
