@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared import errors
-from shared.policy import require_manage
+from shared.policy import require, require_found, require_manage
 
 if TYPE_CHECKING:
     import psycopg
@@ -287,6 +287,21 @@ class RequestAudit:
         # condition, the read answers the client's own row when it is visible.
         self.written = client_id is None or (bool(rows) and rows[0][0] == 1)
         return [row[1:] for row in rows]
+
+    def read_client_listing(
+        self, principal: Principal, read: str, client_id: str, *, resource: str
+    ) -> list[tuple[Any, ...]]:
+        """A client's listing in one round trip: the role and assignment check
+        first (from the principal, before any record), then `read` (a SELECT
+        whose one `{}` is the client id, answering the client's organization
+        first and its own row whenever it is visible) with the record, and
+        NotFound for a client that is not the caller's."""
+        require(principal, "read", client_id)
+        rows = self.read_recorded(
+            principal, read, (client_id,), resource=resource, client_id=client_id
+        )
+        require_found(principal, "read", client_id, rows[0][0] if self.written else None)
+        return rows
 
     def _written(self) -> None:
         self.written = True

@@ -47,7 +47,7 @@ from shared import errors
 from shared.errors import AccessDenied, ProviderError
 from shared.platforms import oauth, registry
 from shared.platforms.base import TokenSet
-from shared.policy import Client, access_client, require, require_found
+from shared.policy import Client, access_client
 from shared.revocation import HELD, Disconnected, Revocation, revoke_held, revoke_tokens
 from shared.tenancy import TenantTransaction, tenant
 
@@ -392,15 +392,9 @@ def list_connections(
     canonical = _canonical(client_id)
     if not canonical:
         raise errors.NotFound("No such client.")
-    require(principal, "read", canonical)  # role and assignment, before any record
-    rows = audit.read_recorded(
-        principal,
-        _LIST,
-        (canonical,),
-        resource=f"/connections?client_id={canonical}",
-        client_id=canonical,
+    rows = audit.read_client_listing(
+        principal, _LIST, canonical, resource=f"/connections?client_id={canonical}"
     )
-    require_found(principal, "read", canonical, rows[0][0] if audit.written else None)
     return [
         {
             name: (value.isoformat() if isinstance(value, dt.datetime) else value)

@@ -45,7 +45,7 @@ from shared.export import (
     open_download,
     seal,
 )
-from shared.policy import Client, access_client, require, require_found
+from shared.policy import Client, access_client
 from shared.revocation import HELD, Disconnected, revoke_held
 from shared.tenancy import TenantTransaction, tenant
 from shared.warehouse.ids import canonical_client_id, dataset_id_for, labels_for
@@ -156,15 +156,9 @@ def list_datasets(
     for `require_found`, with its datasets, and the request's record in the same
     statement, written only if the client is visible)."""
     canonical = canonical_client_id(client_id)
-    require(principal, "read", canonical)  # role and assignment, before any record
-    rows = audit.read_recorded(
-        principal,
-        _LIST_WITH_CLIENT,
-        (canonical,),
-        resource=f"/datasets?client_id={canonical}",
-        client_id=canonical,
+    rows = audit.read_client_listing(
+        principal, _LIST_WITH_CLIENT, canonical, resource=f"/datasets?client_id={canonical}"
     )
-    require_found(principal, "read", canonical, rows[0][0] if audit.written else None)
     return [_record(row[1:]) for row in rows if row[1] is not None]
 
 
