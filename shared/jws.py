@@ -9,7 +9,8 @@ signature check are here, once:
   segments without padding, and a JSON object as header and as payload;
   anything else is malformed;
 - RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 3.3) over the two segments as
-  sent, and nothing else: the caller checks `alg` before choosing a key;
+  sent, and nothing else: `alg` is checked as the header is read, before the
+  caller chooses a key;
 - JWK sets (RFC 7517): RSA signing keys by `kid`, the rest skipped;
 - time claims as finite numbers.
 
@@ -43,7 +44,8 @@ _SHA256 = SHA256()
 
 
 class Compact:
-    """A token split into its segments, with its header read (not yet verified)."""
+    """A token split into its segments, its header read and its `alg` RS256 (the
+    signature not yet verified)."""
 
     __slots__ = ("body", "head", "header", "signature")
 
@@ -55,11 +57,13 @@ class Compact:
             raise errors.TokenRefused("malformed token")
         self.head, self.body, self.signature = parts
         self.header = json_object(self.head, limit=MAX_HEADER_BYTES)
+        # Before any key is chosen: `none`, HS256 keyed with the public key and
+        # every other algorithm end here.
+        if self.header.get("alg") != ALGORITHM:
+            raise errors.TokenRefused("algorithm not allowed")
 
     def verified_payload(self, key: RSAPublicKey) -> dict[str, Any]:
-        """The payload, once the signature verifies with `key` (RS256 only)."""
-        if self.header.get("alg") != ALGORITHM:  # the caller checked; checked again
-            raise errors.TokenRefused("algorithm not allowed")
+        """The payload, once the signature verifies with `key` (RS256)."""
         try:
             # The signing input is the two encoded segments as sent (RFC 7515 5.2).
             key.verify(
