@@ -167,12 +167,13 @@ class Database:
 class TextStatement:
     """A statement whose values are all text, for `Database.run_once`.
 
-    `template` has one `{}` per value. The values are quoted here, as `_begin`
-    quotes the claims and for the same reason (psycopg's `sql.Literal` costs
-    more than the round trip's whole batch): with standard_conforming_strings on
-    only a quote needs escaping inside '...', by doubling it. A NUL cannot be in
-    a text value, and refused as psycopg refuses it; a server configured
-    otherwise, or not speaking UTF-8, gets psycopg's own quoting.
+    `template` has one `{}` per value. The values are quoted here (and so are
+    `_begin`'s claims), since psycopg's `sql.Literal` costs more than the round
+    trip's whole batch: with standard_conforming_strings on (PostgreSQL's
+    default since 9.1) only a quote needs escaping inside '...', by doubling
+    it. A NUL cannot be in a text value, and refused as psycopg refuses it; a
+    server configured otherwise, or not speaking UTF-8, gets psycopg's own
+    quoting.
     """
 
     __slots__ = ("template", "values")
@@ -199,24 +200,19 @@ def _plain_quoting(conn: psycopg.Connection[Any]) -> bool:
     return info.parameter_status("standard_conforming_strings") == "on" and info.encoding == "utf-8"
 
 
+_BEGIN_WITH_CLAIMS = "begin; select set_config('request.jwt.claims', {}, true)"
+
+
 def _begin(conn: psycopg.Connection, claims: Mapping[str, Any] | None) -> bytes:
     """BEGIN, and the claims set for this transaction only, as one simple-query batch.
 
-    The claims are quoted here rather than through `sql.Literal`, which costs more
-    than the rest of the batch: with standard_conforming_strings on (PostgreSQL's
-    default since 9.1) only a quote needs escaping inside '...', by doubling it,
-    and `json.dumps` output is ASCII with every control character escaped, so no
-    NUL or other byte can reach the literal. A server configured otherwise gets
-    psycopg's quoting.
+    The claims are quoted as `TextStatement` quotes (`json.dumps` output is
+    ASCII with every control character escaped, so no NUL can reach it).
     """
     if claims is None:
         return b"begin"
     text = json.dumps(claims, separators=(",", ":"))
-    if conn.info.parameter_status("standard_conforming_strings") == "on":
-        literal = "'" + text.replace("'", "''") + "'"
-    else:
-        literal = sql.Literal(text).as_string(conn)
-    return f"begin; select set_config('request.jwt.claims', {literal}, true)".encode()
+    return TextStatement(_BEGIN_WITH_CLAIMS, (text,)).as_bytes(conn)
 
 
 def translate(exc: psycopg.Error) -> errors.CosmaError:
