@@ -109,15 +109,12 @@ def finish(response: Response, request_id: str, allowed_origin: str) -> Response
     """
     headers = response.headers
     present = {name.lower() for name, _ in headers}
-    if present & _OURS:
-        for name in _OURS & present:
-            del headers[name]
-    added = (
-        _SECURITY_LIST
-        if not present & _SECURITY_KEYS
-        else [(k, v) for k, v in _SECURITY_LIST if k.lower() not in present]
-    )
-    headers.extend(added)
+    for name in present & _OURS:
+        del headers[name]
+    if present.isdisjoint(_SECURITY_KEYS):
+        headers.extend(_SECURITY_LIST)
+    else:
+        headers.extend((k, v) for k, v in _SECURITY_LIST if k.lower() not in present)
     headers.extend((("Cache-Control", "no-store"), ("X-Request-Id", request_id)))
     if allowed_origin:
         headers["Access-Control-Allow-Origin"] = allowed_origin
