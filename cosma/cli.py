@@ -530,15 +530,31 @@ def _dev_clients(api: _LocalApi, token: str, args: argparse.Namespace) -> int:
 def _directory_settings() -> tuple[Settings, Callable[[], None]]:
     """Settings for a job on the directory role: the environment when it names the
     directory database (the cloud job), else the local embedded database."""
-    if os.environ.get("DIRECTORY_DATABASE_URL"):
+    from shared import migrate
+
+    local = _local_job_database("DIRECTORY_DATABASE_URL", "directory", migrate.DIRECTORY)
+    if local is None:
         return Settings.from_env(), lambda: None
+    home, directory_url, stop = local
+    return local_settings("", "", home, directory_database_url=directory_url), stop
+
+
+def _local_job_database(
+    url_variable: str, role_name: str, role: str
+) -> tuple[Path, str, Callable[[], None]] | None:
+    """For a job on one database role: None when the environment names that role's
+    database (the cloud job); else the local embedded database, started and
+    migrated, as (state folder, the role's URL, stop)."""
+    if os.environ.get(url_variable):
+        return None
     if os.environ.get("DATABASE_URL"):
-        raise SystemExit("DIRECTORY_DATABASE_URL (the directory role's URL) is required")
+        raise SystemExit(f"{url_variable} (the {role_name} role's URL) is required")
     from cosma import localdb
     from shared import migrate
 
     home = state_dir()
     home.mkdir(parents=True, exist_ok=True)
+    # Not `localdb.prepare`: it resets role passwords under a running `cosma serve`.
     admin_url, stop = localdb.start_embedded(home / "pg")
     try:
         localdb.create_database(admin_url, "cosma")
@@ -547,8 +563,8 @@ def _directory_settings() -> tuple[Settings, Callable[[], None]]:
     except BaseException:
         stop()
         raise
-    directory_url = localdb.with_user(url, migrate.DIRECTORY, "")
-    return local_settings("", "", home, directory_database_url=directory_url), stop
+    # The embedded server trusts its unix socket; the role, not a password, matters.
+    return home, localdb.with_user(url, role, ""), stop
 
 
 def cmd_directory_reconcile(args: argparse.Namespace) -> int:
@@ -598,26 +614,12 @@ def cmd_directory_reconcile(args: argparse.Namespace) -> int:
 def _worker_settings() -> tuple[Settings, Callable[[], None]]:
     """Settings for a job on the worker role: the environment when it names the
     worker database (the cloud job), else the local embedded database."""
-    if os.environ.get("WORKER_DATABASE_URL"):
-        return Settings.from_env(), lambda: None
-    if os.environ.get("DATABASE_URL"):
-        raise SystemExit("WORKER_DATABASE_URL (the worker role's URL) is required")
-    from cosma import localdb
     from shared import migrate
 
-    home = state_dir()
-    home.mkdir(parents=True, exist_ok=True)
-    # Not `localdb.prepare`: it resets role passwords under a running `cosma serve`.
-    admin_url, stop = localdb.start_embedded(home / "pg")
-    try:
-        localdb.create_database(admin_url, "cosma")
-        url = localdb.with_database(admin_url, "cosma")
-        migrate.apply(url)
-    except BaseException:
-        stop()
-        raise
-    # The embedded server trusts its unix socket; the role, not a password, matters.
-    worker_url = localdb.with_user(url, migrate.WORKER, "")
+    local = _local_job_database("WORKER_DATABASE_URL", "worker", migrate.WORKER)
+    if local is None:
+        return Settings.from_env(), lambda: None
+    home, worker_url, stop = local
     from cosma import instance
 
     server = instance.running(home)
